@@ -1,8 +1,38 @@
-using TorchSharp;
-using static TorchSharp.torch;
-var a = randn(64, 64, requires_grad: true);
-var b = matmul(a, a).sum();
-b.backward();
-var q = randn(2, 4, 8, 16);
-var o = nn.functional.scaled_dot_product_attention(q, q, q);
-Console.WriteLine($"{b.item<float>()} {a.grad!.shape[0]} {o.shape[3]} threads={torch.get_num_threads()}");
+using System.CommandLine;
+using ClipSharp.Cli.Commands;
+
+namespace ClipSharp.Cli;
+
+/// <summary>Entry point of the <c>clip</c> command. Each sub-command lives in its own file under Commands/.</summary>
+public static class Program
+{
+    /// <summary>Builds the command tree (also used by tests to run commands in-process).</summary>
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand("ClipSharp: CLIP (Contrastive Language-Image Pre-training) for .NET");
+        foreach (var command in CommandRegistry.All()) root.Subcommands.Add(command);
+        return root;
+    }
+
+    /// <summary>Runs the CLI; errors are reported on stderr with a non-zero exit code.</summary>
+    public static int Main(string[] args)
+    {
+        var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+        try
+        {
+            return BuildRoot().Parse(args).Invoke(config);
+        }
+        catch (Exception e) when (e is CliException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or NotSupportedException or IOException)
+        {
+            Console.Error.WriteLine($"clip: error: {e.Message}");
+            return e is CliException ce ? ce.ExitCode : 1;
+        }
+    }
+}
+
+/// <summary>An error meant for the user: printed as one line on stderr, no stack trace.</summary>
+public sealed class CliException(string message, int exitCode = 1) : Exception(message)
+{
+    /// <summary>Process exit code.</summary>
+    public int ExitCode { get; } = exitCode;
+}

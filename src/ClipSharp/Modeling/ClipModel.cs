@@ -1,0 +1,178 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace ClipSharp.Modeling;
+
+#pragma warning disable IDE1006 // snake_case fields are the state_dict keys
+
+/// <summary>
+/// CLIP: an image tower and a causal text transformer projected into one embedding space, with a learnable
+/// temperature stored as <c>logit_scale</c> = ln(scale). Parameter names equal the reference state_dict keys.
+/// </summary>
+public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor LogitsPerImage, Tensor LogitsPerText)>
+{
+    private readonly Parameter positional_embedding;
+    private readonly Parameter text_projection;
+    private readonly Parameter logit_scale;
+    private readonly ImageTower visual;
+    private readonly Transformer transformer;
+    private readonly Embedding token_embedding;
+    private readonly LayerNorm ln_final;
+
+    /// <summary>Builds a model with the reference random initialisation (float32, CPU).</summary>
+    public ClipModel(ClipConfig config) : base("CLIP")
+    {
+        config.Validate();
+        Config = config;
+        visual = config.IsVit
+            ? new VisionTransformer(config.ImageResolution, config.VisionPatchSize!.Value, config.VisionWidth,
+                config.VisionLayers[0], config.EffectiveVisionHeads, config.EmbedDim)
+            : new ModifiedResNet(config.VisionLayers, config.EmbedDim, config.EffectiveVisionHeads,
+                config.ImageResolution, config.VisionWidth);
+        transformer = new Transformer(config.TransformerWidth, config.TransformerLayers, config.TransformerHeads, causal: true);
+        token_embedding = nn.Embedding(config.VocabSize, config.TransformerWidth);
+        positional_embedding = nn.Parameter(torch.empty(config.ContextLength, config.TransformerWidth));
+        ln_final = nn.LayerNorm(config.TransformerWidth, eps: 1e-5);
+        text_projection = nn.Parameter(torch.empty(config.TransformerWidth, config.EmbedDim));
+        logit_scale = nn.Parameter(torch.tensor(MathF.Log(1 / 0.07f)));
+        RegisterComponents();
+        InitializeParameters();
+        transformer.BlockProbe = (i, t) => Probe?.Invoke($"transformer.resblocks.{i}.out", t);
+    }
+
+    /// <summary>The hyperparameters this model was built with.</summary>
+    public ClipConfig Config { get; }
+
+    /// <summary>The image tower (ViT or modified ResNet).</summary>
+    public ImageTower Visual => visual;
+
+    /// <summary>The text transformer.</summary>
+    public Transformer TextTransformer => transformer;
+
+    /// <summary>ln(temperature scale); logits use exp(LogitScale).</summary>
+    public Parameter LogitScale => logit_scale;
+
+    /// <summary>
+    /// Receives named intermediates (batch-first), e.g. "visual.ln_pre.out", "text.embed.out",
+    /// "transformer.resblocks.0.out", "ln_final.out". For debugging ports; null (off) by default.
+    /// </summary>
+    public Action<string, Tensor>? Probe
+    {
+        get => probe;
+        set { probe = value; visual.Probe = value; }
+    }
+    private Action<string, Tensor>? probe;
+
+    private void InitializeParameters()
+    {
+        using var _ = torch.no_grad();
+        nn.init.normal_(token_embedding.weight!, std: 0.02);
+        nn.init.normal_(positional_embedding, std: 0.01);
+        if (visual is ModifiedResNet rn)
+        {
+            double std = Math.Pow(rn.AttnPool.Projections.Last().weight!.shape[1], -0.5);
+            foreach (var lin in rn.AttnPool.Projections) nn.init.normal_(lin.weight!, std: std);
+            foreach (var bn in rn.ResidualBranchNorms) nn.init.zeros_(bn.weight!);
+        }
+        double width = Config.TransformerWidth;
+        double projStd = Math.Pow(width, -0.5) * Math.Pow(2 * Config.TransformerLayers, -0.5);
+        double attnStd = Math.Pow(width, -0.5);
+        double fcStd = Math.Pow(2 * width, -0.5);
+        foreach (var block in transformer.Blocks)
+        {
+            nn.init.normal_(block.Attention.InProjWeight, std: attnStd);
+            nn.init.normal_(block.Attention.OutProj.weight!, std: projStd);
+            nn.init.normal_(block.Mlp.CFc.weight!, std: fcStd);
+            nn.init.normal_(block.Mlp.CProj.weight!, std: projStd);
+        }
+        nn.init.normal_(text_projection, std: attnStd);
+    }
+
+    /// <summary>Image features [N, embed_dim] (not normalised) from preprocessed pixels [N, 3, R, R].</summary>
+    public Tensor EncodeImage(Tensor pixels)
+    {
+        if (pixels.dim() != 4 || pixels.shape[1] != 3)
+            throw new ArgumentException($"pixel values must be [N, 3, {visual.InputResolution}, {visual.InputResolution}], got [{string.Join(", ", pixels.shape)}]");
+        return visual.forward(pixels);
+    }
+
+    /// <summary>Text features [N, embed_dim] (not normalised) from token ids [N, context_length], taken at the
+    /// end-of-text token (the argmax of each row, as the reference does).</summary>
+    public Tensor EncodeText(Tensor inputIds)
+    {
+        if (inputIds.dim() != 2 || inputIds.shape[1] > Config.ContextLength)
+            throw new ArgumentException($"input ids must be [N, ≤{Config.ContextLength}], got [{string.Join(", ", inputIds.shape)}]");
+        using var scope = NewDisposeScope();
+        var ids = inputIds.to(ScalarType.Int64);
+        long len = ids.shape[1];
+        var x = token_embedding.forward(ids) + positional_embedding.narrow(0, 0, len).to(token_embedding.weight!.dtype);
+        Probe?.Invoke("text.embed.out", x);
+        x = transformer.forward(x);
+        x = ln_final.forward(x);
+        Probe?.Invoke("ln_final.out", x);
+        var eot = ids.argmax(-1);
+        Probe?.Invoke("text.eot_index", eot);
+        var pooled = x[torch.arange(x.shape[0]), eot];
+        return pooled.matmul(text_projection).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Scaled cosine similarities: exp(logit_scale) · normalised images · normalised textsᵀ.</summary>
+    public (Tensor LogitsPerImage, Tensor LogitsPerText) Logits(Tensor imageFeatures, Tensor textFeatures)
+    {
+        using var scope = NewDisposeScope();
+        var img = imageFeatures / imageFeatures.norm(1, keepdim: true);
+        var txt = textFeatures / textFeatures.norm(1, keepdim: true);
+        var perImage = logit_scale.exp() * img.matmul(txt.t());
+        var perText = perImage.t();
+        return (perImage.MoveToOuterDisposeScope(), perText.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The reference forward: encode both sides and return (logits_per_image, logits_per_text).</summary>
+    public override (Tensor LogitsPerImage, Tensor LogitsPerText) forward(Tensor pixels, Tensor inputIds)
+    {
+        using var scope = NewDisposeScope();
+        var (a, b) = Logits(EncodeImage(pixels), EncodeText(inputIds));
+        return (a.MoveToOuterDisposeScope(), b.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>Keys a released OpenAI checkpoint carries besides the weights; the reference build_model drops them.</summary>
+    public static readonly IReadOnlySet<string> ExtraReleasedKeys = new HashSet<string> { "input_resolution", "context_length", "vocab_size" };
+
+    /// <summary>
+    /// Copies weights into this model. Strict: every parameter and buffer must be present with the same shape,
+    /// and no unknown key may remain (besides the released checkpoints' three scalar extras). Tensors are
+    /// converted to this model's dtype (float16 weights are upcast).
+    /// </summary>
+    /// <param name="weights">Name → tensor in the OpenAI layout.</param>
+    /// <param name="source">File name for error messages.</param>
+    public void LoadWeights(IEnumerable<KeyValuePair<string, Tensor>> weights, string source = "checkpoint")
+    {
+        var mine = state_dict();
+        var seen = new HashSet<string>();
+        var unexpected = new List<string>();
+        var wrongShape = new List<string>();
+        var pending = new List<(Tensor dst, Tensor src)>();
+        foreach (var (key, value) in weights)
+        {
+            if (ExtraReleasedKeys.Contains(key)) continue;
+            if (!mine.TryGetValue(key, out var dst)) { unexpected.Add(key); continue; }
+            seen.Add(key);
+            if (!dst.shape.SequenceEqual(value.shape))
+                wrongShape.Add($"{key}: checkpoint [{string.Join(",", value.shape)}] vs model [{string.Join(",", dst.shape)}]");
+            else pending.Add((dst, value));
+        }
+        var missing = mine.Keys.Where(k => !seen.Contains(k)).ToList();
+        if (missing.Count + unexpected.Count + wrongShape.Count > 0)
+        {
+            static string List(string what, List<string> items) =>
+                items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(8))}{(items.Count > 8 ? "; …" : "")}.";
+            throw new InvalidDataException($"{source}: weights do not fit {Config}." +
+                List("missing", missing) + List("unexpected", unexpected) + List("with the wrong shape", wrongShape) +
+                " If the checkpoint's head counts differ from width/64, pass its config JSON.");
+        }
+        using var _ = torch.no_grad();
+        foreach (var (dst, src) in pending) dst.copy_(src);
+    }
+}

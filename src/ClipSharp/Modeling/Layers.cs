@@ -1,0 +1,184 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace ClipSharp.Modeling;
+
+// Field names in this folder are snake_case on purpose: TorchSharp derives state_dict keys from them,
+// and they must equal the reference keys (e.g. "attn.in_proj_weight").
+#pragma warning disable IDE1006
+
+/// <summary>QuickGELU, the activation of every CLIP transformer MLP: x · sigmoid(1.702 · x).</summary>
+public sealed class QuickGelu : nn.Module<Tensor, Tensor>
+{
+    /// <summary>Creates the activation (no parameters).</summary>
+    public QuickGelu() : base(nameof(QuickGelu)) { }
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var s = torch.sigmoid(x * 1.702);
+        return x * s;
+    }
+}
+
+/// <summary>
+/// Multi-head self-attention with the packed q/k/v projection of torch.nn.MultiheadAttention
+/// (<c>in_proj_weight</c> [3·width, width], <c>in_proj_bias</c>, <c>out_proj</c>). Works batch-first.
+/// </summary>
+public sealed class SelfAttention : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter in_proj_weight;
+    private readonly Parameter in_proj_bias;
+    private readonly Linear out_proj;
+    private readonly long heads;
+    private readonly bool causal;
+
+    /// <summary>Creates the attention layer.</summary>
+    /// <param name="width">Model width.</param>
+    /// <param name="heads">Number of heads (width must divide evenly).</param>
+    /// <param name="causal">Mask every position from attending to later ones (the text tower).</param>
+    public SelfAttention(long width, long heads, bool causal) : base("attn")
+    {
+        this.heads = heads;
+        this.causal = causal;
+        in_proj_weight = nn.Parameter(torch.empty(3 * width, width));
+        in_proj_bias = nn.Parameter(torch.zeros(3 * width));
+        out_proj = nn.Linear(width, width);
+        // torch.nn.MultiheadAttention's defaults: Xavier-uniform packed projection, zero biases.
+        using (torch.no_grad())
+        {
+            nn.init.xavier_uniform_(in_proj_weight);
+            out_proj.bias!.zero_();
+        }
+        RegisterComponents();
+    }
+
+    /// <summary>Packed q/k/v projection weight [3·width, width].</summary>
+    public Parameter InProjWeight => in_proj_weight;
+
+    /// <summary>Output projection.</summary>
+    public Linear OutProj => out_proj;
+
+    /// <summary>x: [N, L, D] → [N, L, D].</summary>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long n = x.shape[0], l = x.shape[1], d = x.shape[2];
+        var qkv = F.linear(x, in_proj_weight, in_proj_bias)
+            .view(n, l, 3, heads, d / heads)
+            .permute(2, 0, 3, 1, 4);            // [3, N, H, L, hd]
+        var o = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], is_casual: causal); // [N, H, L, hd]
+        var merged = o.transpose(1, 2).reshape(n, l, d);
+        return out_proj.forward(merged).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>The transformer MLP: c_fc (width → 4·width), QuickGELU, c_proj.</summary>
+public sealed class Mlp : nn.Module<Tensor, Tensor>
+{
+    private readonly Linear c_fc;
+    private readonly QuickGelu gelu;
+    private readonly Linear c_proj;
+
+    /// <summary>Creates the MLP for a model of the given width.</summary>
+    public Mlp(long width) : base("mlp")
+    {
+        c_fc = nn.Linear(width, width * 4);
+        gelu = new QuickGelu();
+        c_proj = nn.Linear(width * 4, width);
+        RegisterComponents();
+    }
+
+    /// <summary>First projection (width → 4·width).</summary>
+    public Linear CFc => c_fc;
+
+    /// <summary>Second projection (4·width → width).</summary>
+    public Linear CProj => c_proj;
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        return c_proj.forward(gelu.forward(c_fc.forward(x))).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Pre-LN residual block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).</summary>
+public sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
+{
+    private readonly SelfAttention attn;
+    private readonly LayerNorm ln_1;
+    private readonly Mlp mlp;
+    private readonly LayerNorm ln_2;
+
+    /// <summary>Creates one block.</summary>
+    public ResidualAttentionBlock(long width, long heads, bool causal) : base(nameof(ResidualAttentionBlock))
+    {
+        attn = new SelfAttention(width, heads, causal);
+        ln_1 = nn.LayerNorm(width, eps: 1e-5);
+        mlp = new Mlp(width);
+        ln_2 = nn.LayerNorm(width, eps: 1e-5);
+        RegisterComponents();
+    }
+
+    /// <summary>The attention layer.</summary>
+    public SelfAttention Attention => attn;
+
+    /// <summary>The MLP.</summary>
+    public Mlp Mlp => mlp;
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = x + attn.forward(ln_1.forward(x));
+        return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>A stack of residual attention blocks (<c>resblocks.N</c>).</summary>
+public sealed class Transformer : nn.Module<Tensor, Tensor>
+{
+    private readonly ModuleList<ResidualAttentionBlock> resblocks;
+
+    /// <summary>Creates the stack.</summary>
+    public Transformer(long width, long layers, long heads, bool causal) : base("transformer")
+    {
+        Width = width;
+        resblocks = new ModuleList<ResidualAttentionBlock>();
+        for (int i = 0; i < layers; i++) resblocks.Add(new ResidualAttentionBlock(width, heads, causal));
+        RegisterComponents();
+    }
+
+    /// <summary>Model width.</summary>
+    public long Width { get; }
+
+    /// <summary>The blocks, in order.</summary>
+    public IReadOnlyList<ResidualAttentionBlock> Blocks => resblocks.ToList();
+
+    /// <summary>Number of blocks.</summary>
+    public int Layers => resblocks.Count;
+
+    /// <summary>Called with the output of each block (index, tensor); used to capture intermediates.</summary>
+    public Action<int, Tensor>? BlockProbe { get; set; }
+
+    /// <summary>x: [N, L, D]. Each block runs in its own dispose scope, so only the current activations stay alive.</summary>
+    public override Tensor forward(Tensor x)
+    {
+        var current = x;
+        for (int i = 0; i < resblocks.Count; i++)
+        {
+            Tensor next;
+            using (var scope = NewDisposeScope())
+            {
+                next = resblocks[i].forward(current).MoveToOuterDisposeScope();
+            }
+            if (!ReferenceEquals(current, x)) current.Dispose();
+            current = next;
+            BlockProbe?.Invoke(i, current);
+        }
+        return ReferenceEquals(current, x) ? x.alias() : current;
+    }
+}

@@ -1,0 +1,179 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace ClipSharp.Modeling;
+
+#pragma warning disable IDE1006 // snake_case fields are the state_dict keys
+
+/// <summary>
+/// ResNet bottleneck with anti-aliased downsampling: conv1 1×1, conv2 3×3, AvgPool(stride) when stride &gt; 1,
+/// conv3 1×1 (expansion 4); the shortcut is AvgPool(stride) → 1×1 conv → BN when the shape changes.
+/// </summary>
+public sealed class Bottleneck : nn.Module<Tensor, Tensor>
+{
+    private readonly Conv2d conv1, conv2, conv3;
+    private readonly BatchNorm2d bn1, bn2, bn3;
+    private readonly Sequential? downsample;
+    private readonly int stride;
+
+    /// <summary>Creates the block.</summary>
+    public Bottleneck(int inplanes, int planes, int stride) : base(nameof(Bottleneck))
+    {
+        this.stride = stride;
+        conv1 = nn.Conv2d(inplanes, planes, 1, bias: false);
+        bn1 = nn.BatchNorm2d(planes);
+        conv2 = nn.Conv2d(planes, planes, 3, padding: 1, bias: false);
+        bn2 = nn.BatchNorm2d(planes);
+        conv3 = nn.Conv2d(planes, planes * 4, 1, bias: false);
+        bn3 = nn.BatchNorm2d(planes * 4);
+        if (stride > 1 || inplanes != planes * 4)
+        {
+            // The reference names the pool "-1" so the conv and BN keep the indices 0 and 1.
+            downsample = nn.Sequential(
+                ("-1", nn.AvgPool2d(stride)),
+                ("0", nn.Conv2d(inplanes, planes * 4, 1, stride: 1, bias: false)),
+                ("1", nn.BatchNorm2d(planes * 4)));
+        }
+        RegisterComponents();
+    }
+
+    /// <summary>The last BatchNorm of the residual branch.</summary>
+    public BatchNorm2d Bn3 => bn3;
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var o = F.relu(bn1.forward(conv1.forward(x)));
+        o = F.relu(bn2.forward(conv2.forward(o)));
+        if (stride > 1) o = F.avg_pool2d(o, stride);
+        o = bn3.forward(conv3.forward(o));
+        var identity = downsample is null ? x : downsample.forward(x);
+        return F.relu(o + identity).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// Attention pooling: flatten H×W, prepend the spatial mean, add positional embeddings, and let the mean
+/// token alone attend over all tokens (separate q/k/v projections with biases, output projection c_proj).
+/// </summary>
+public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
+{
+    private readonly Parameter positional_embedding;
+    private readonly Linear k_proj, q_proj, v_proj, c_proj;
+    private readonly long heads;
+
+    /// <summary>Creates the pool for a spatial grid of side <paramref name="spatialDim"/>.</summary>
+    public AttentionPool2d(int spatialDim, int embedDim, int heads, int outputDim) : base("attnpool")
+    {
+        this.heads = heads;
+        positional_embedding = nn.Parameter(torch.randn(spatialDim * spatialDim + 1, embedDim) / Math.Sqrt(embedDim));
+        k_proj = nn.Linear(embedDim, embedDim);
+        q_proj = nn.Linear(embedDim, embedDim);
+        v_proj = nn.Linear(embedDim, embedDim);
+        c_proj = nn.Linear(embedDim, outputDim);
+        RegisterComponents();
+    }
+
+    /// <summary>The four projections, for the reference initialisation.</summary>
+    internal IEnumerable<Linear> Projections => [q_proj, k_proj, v_proj, c_proj];
+
+    /// <summary>x: [N, C, H, W] → [N, output_dim].</summary>
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long n = x.shape[0], c = x.shape[1];
+        var tokens = x.flatten(2).permute(0, 2, 1);                      // [N, HW, C]
+        tokens = torch.cat([tokens.mean([1], keepdim: true), tokens], 1); // [N, HW+1, C]
+        tokens = tokens + positional_embedding.to(tokens.dtype);
+        long l = tokens.shape[1], hd = c / heads;
+        var q = q_proj.forward(tokens.narrow(1, 0, 1)).view(n, 1, heads, hd).transpose(1, 2);
+        var k = k_proj.forward(tokens).view(n, l, heads, hd).transpose(1, 2);
+        var v = v_proj.forward(tokens).view(n, l, heads, hd).transpose(1, 2);
+        var o = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(n, c);
+        return c_proj.forward(o).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// CLIP's modified ResNet: a three-convolution stem with an average pool instead of a max pool,
+/// anti-aliased bottlenecks, and attention pooling instead of global average pooling.
+/// </summary>
+public sealed class ModifiedResNet : ImageTower
+{
+    private readonly Conv2d conv1, conv2, conv3;
+    private readonly BatchNorm2d bn1, bn2, bn3;
+    private readonly Sequential layer1, layer2, layer3, layer4;
+    private readonly AttentionPool2d attnpool;
+    private readonly int resolution;
+
+    /// <summary>Builds the tower.</summary>
+    public ModifiedResNet(int[] layers, int outputDim, int heads, int inputResolution, int width) : base("visual")
+    {
+        resolution = inputResolution;
+        conv1 = nn.Conv2d(3, width / 2, 3, stride: 2, padding: 1, bias: false);
+        bn1 = nn.BatchNorm2d(width / 2);
+        conv2 = nn.Conv2d(width / 2, width / 2, 3, padding: 1, bias: false);
+        bn2 = nn.BatchNorm2d(width / 2);
+        conv3 = nn.Conv2d(width / 2, width, 3, padding: 1, bias: false);
+        bn3 = nn.BatchNorm2d(width);
+        int inplanes = width;
+        Sequential Stage(int planes, int blocks, int stride)
+        {
+            var mods = new List<(string, nn.Module<Tensor, Tensor>)> { ("0", new Bottleneck(inplanes, planes, stride)) };
+            inplanes = planes * 4;
+            for (int i = 1; i < blocks; i++) mods.Add((i.ToString(), new Bottleneck(inplanes, planes, 1)));
+            return nn.Sequential(mods);
+        }
+        layer1 = Stage(width, layers[0], 1);
+        layer2 = Stage(width * 2, layers[1], 2);
+        layer3 = Stage(width * 4, layers[2], 2);
+        layer4 = Stage(width * 8, layers[3], 2);
+        attnpool = new AttentionPool2d(inputResolution / 32, width * 32, heads, outputDim);
+        RegisterComponents();
+    }
+
+    /// <inheritdoc />
+    public override int InputResolution => resolution;
+
+    /// <summary>The BatchNorm that closes each bottleneck (bn3), zero-initialised by the reference.</summary>
+    public IEnumerable<BatchNorm2d> ResidualBranchNorms =>
+        new[] { layer1, layer2, layer3, layer4 }.SelectMany(l => l.children()).Select(b => ((Bottleneck)b).Bn3);
+
+    /// <summary>The attention pool (its projections get a special initialisation).</summary>
+    public AttentionPool2d AttnPool => attnpool;
+
+    /// <inheritdoc />
+    public override Tensor forward(Tensor pixels)
+    {
+        using var scope = NewDisposeScope();
+        var x = F.relu(bn1.forward(conv1.forward(pixels)));
+        x = F.relu(bn2.forward(conv2.forward(x)));
+        x = F.relu(bn3.forward(conv3.forward(x)));
+        x = F.avg_pool2d(x, 2);
+        Report("visual.stem.out", x);
+        x = RunStage(layer1, x, "visual.layer1.out");
+        x = RunStage(layer2, x, "visual.layer2.out");
+        x = RunStage(layer3, x, "visual.layer3.out");
+        x = RunStage(layer4, x, "visual.layer4.out");
+        var pooled = attnpool.forward(x);
+        Report("visual.attnpool.out", pooled);
+        return pooled.MoveToOuterDisposeScope();
+    }
+
+    private Tensor RunStage(Sequential stage, Tensor x, string probeName)
+    {
+        var input = x;
+        foreach (var block in stage.children())
+        {
+            Tensor next;
+            using (NewDisposeScope()) next = ((nn.Module<Tensor, Tensor>)block).forward(x).MoveToOuterDisposeScope();
+            if (!ReferenceEquals(x, input)) x.Dispose();
+            x = next;
+        }
+        Report(probeName, x);
+        return x;
+    }
+}

@@ -19,7 +19,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
     private readonly ImageTower visual;
     private readonly Transformer transformer;
     private readonly Embedding token_embedding;
-    private readonly LayerNorm ln_final;
+    private readonly ClipLayerNorm ln_final;
 
     /// <summary>Builds a model with the reference random initialisation (float32, CPU).</summary>
     public ClipModel(ClipConfig config) : base("CLIP")
@@ -34,7 +34,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         transformer = new Transformer(config.TransformerWidth, config.TransformerLayers, config.TransformerHeads, causal: true);
         token_embedding = nn.Embedding(config.VocabSize, config.TransformerWidth);
         positional_embedding = nn.Parameter(torch.empty(config.ContextLength, config.TransformerWidth));
-        ln_final = nn.LayerNorm(config.TransformerWidth, eps: 1e-5);
+        ln_final = new ClipLayerNorm(config.TransformerWidth);
         text_projection = nn.Parameter(torch.empty(config.TransformerWidth, config.EmbedDim));
         logit_scale = nn.Parameter(torch.tensor(MathF.Log(1 / 0.07f)));
         RegisterComponents();
@@ -50,6 +50,30 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
 
     /// <summary>The text transformer.</summary>
     public Transformer TextTransformer => transformer;
+
+    /// <summary>
+    /// The dtype of the matmul-heavy weights: float32, or bfloat16 after <see cref="UseBFloat16Weights"/>.
+    /// LayerNorm statistics, BatchNorm, logit_scale and the returned features stay float32.
+    /// </summary>
+    public ScalarType ComputeType { get; private set; } = ScalarType.Float32;
+
+    /// <summary>
+    /// Mixed precision for inference: converts the weights of every linear layer, convolution, attention
+    /// projection and the token embedding to bfloat16 so the matrix products run in bf16, while LayerNorm
+    /// (computed in float32), BatchNorm, logit_scale and the outputs stay float32. TorchSharp has no autocast;
+    /// this is its explicit equivalent. Irreversible for this instance (reload to get float32 back).
+    /// </summary>
+    public ClipModel UseBFloat16Weights()
+    {
+        foreach (var (_, module) in named_modules())
+        {
+            if (module is Linear or Conv2d or Embedding) module.to(ScalarType.BFloat16);
+            else if (module is SelfAttention attn) attn.to(ScalarType.BFloat16);
+        }
+        ComputeType = ScalarType.BFloat16;
+        visual.InvalidateCaches();
+        return this;
+    }
 
     /// <summary>ln(temperature scale); logits use exp(LogitScale).</summary>
     public Parameter LogitScale => logit_scale;
@@ -95,7 +119,9 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
     {
         if (pixels.dim() != 4 || pixels.shape[1] != 3)
             throw new ArgumentException($"pixel values must be [N, 3, {visual.InputResolution}, {visual.InputResolution}], got [{string.Join(", ", pixels.shape)}]");
-        return visual.forward(pixels);
+        using var scope = NewDisposeScope();
+        var features = visual.forward(pixels.to(ComputeType));
+        return features.to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Text features [N, embed_dim] (not normalised) from token ids [N, context_length], taken at the
@@ -107,7 +133,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         using var scope = NewDisposeScope();
         var ids = inputIds.to(ScalarType.Int64);
         long len = ids.shape[1];
-        var x = token_embedding.forward(ids) + positional_embedding.narrow(0, 0, len).to(token_embedding.weight!.dtype);
+        var x = token_embedding.forward(ids) + positional_embedding.narrow(0, 0, len).to(ComputeType);
         Probe?.Invoke("text.embed.out", x);
         x = transformer.forward(x);
         x = ln_final.forward(x);
@@ -115,16 +141,18 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         var eot = ids.argmax(-1);
         Probe?.Invoke("text.eot_index", eot);
         var pooled = x[torch.arange(x.shape[0]), eot];
-        return pooled.matmul(text_projection).MoveToOuterDisposeScope();
+        return pooled.matmul(text_projection.to(ComputeType)).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Scaled cosine similarities: exp(logit_scale) · normalised images · normalised textsᵀ.</summary>
     public (Tensor LogitsPerImage, Tensor LogitsPerText) Logits(Tensor imageFeatures, Tensor textFeatures)
     {
         using var scope = NewDisposeScope();
-        var img = imageFeatures / imageFeatures.norm(1, keepdim: true);
-        var txt = textFeatures / textFeatures.norm(1, keepdim: true);
-        var perImage = logit_scale.exp() * img.matmul(txt.t());
+        var img = imageFeatures.to(ScalarType.Float32);
+        var txt = textFeatures.to(ScalarType.Float32);
+        img = img / img.norm(1, keepdim: true);
+        txt = txt / txt.norm(1, keepdim: true);
+        var perImage = logit_scale.to(ScalarType.Float32).exp() * img.matmul(txt.t());
         var perText = perImage.t();
         return (perImage.MoveToOuterDisposeScope(), perText.MoveToOuterDisposeScope());
     }
@@ -174,5 +202,6 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         }
         using var _ = torch.no_grad();
         foreach (var (dst, src) in pending) dst.copy_(src);
+        visual.InvalidateCaches();
     }
 }

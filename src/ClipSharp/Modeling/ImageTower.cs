@@ -14,6 +14,9 @@ public abstract class ImageTower : nn.Module<Tensor, Tensor>
     /// <summary>Input side length in pixels.</summary>
     public abstract int InputResolution { get; }
 
+    /// <summary>Drops anything derived from the weights (e.g. folded BatchNorm); called after weights change.</summary>
+    public virtual void InvalidateCaches() { }
+
     /// <summary>Reports an intermediate to <see cref="Probe"/>.</summary>
     protected void Report(string name, Tensor t) => Probe?.Invoke(name, t);
 }

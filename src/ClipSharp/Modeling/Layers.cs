@@ -109,17 +109,17 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
 public sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
 {
     private readonly SelfAttention attn;
-    private readonly LayerNorm ln_1;
+    private readonly ClipLayerNorm ln_1;
     private readonly Mlp mlp;
-    private readonly LayerNorm ln_2;
+    private readonly ClipLayerNorm ln_2;
 
     /// <summary>Creates one block.</summary>
     public ResidualAttentionBlock(long width, long heads, bool causal) : base(nameof(ResidualAttentionBlock))
     {
         attn = new SelfAttention(width, heads, causal);
-        ln_1 = nn.LayerNorm(width, eps: 1e-5);
+        ln_1 = new ClipLayerNorm(width);
         mlp = new Mlp(width);
-        ln_2 = nn.LayerNorm(width, eps: 1e-5);
+        ln_2 = new ClipLayerNorm(width);
         RegisterComponents();
     }
 

@@ -17,6 +17,8 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
     private readonly BatchNorm2d bn1, bn2, bn3;
     private readonly Sequential? downsample;
     private readonly int stride;
+    private readonly ConvBn f1, f2, f3;
+    private readonly ConvBn? fd;
 
     /// <summary>Creates the block.</summary>
     public Bottleneck(int inplanes, int planes, int stride) : base(nameof(Bottleneck))
@@ -37,6 +39,19 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
                 ("1", nn.BatchNorm2d(planes * 4)));
         }
         RegisterComponents();
+        f1 = new ConvBn(conv1, bn1);
+        f2 = new ConvBn(conv2, bn2);
+        f3 = new ConvBn(conv3, bn3);
+        if (downsample is not null)
+        {
+            var parts = downsample.children().ToList();
+            fd = new ConvBn((Conv2d)parts[1], (BatchNorm2d)parts[2]);
+        }
+    }
+
+    internal void InvalidateFolds()
+    {
+        f1.Invalidate(); f2.Invalidate(); f3.Invalidate(); fd?.Invalidate();
     }
 
     /// <summary>The last BatchNorm of the residual branch.</summary>
@@ -46,11 +61,11 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var o = F.relu(bn1.forward(conv1.forward(x)));
-        o = F.relu(bn2.forward(conv2.forward(o)));
+        var o = F.relu(f1.Forward(x, training));
+        o = F.relu(f2.Forward(o, training));
         if (stride > 1) o = F.avg_pool2d(o, stride);
-        o = bn3.forward(conv3.forward(o));
-        var identity = downsample is null ? x : downsample.forward(x);
+        o = f3.Forward(o, training);
+        var identity = fd is null ? x : fd.Forward(stride > 1 ? F.avg_pool2d(x, stride) : x, training);
         return F.relu(o + identity).MoveToOuterDisposeScope();
     }
 }
@@ -108,6 +123,7 @@ public sealed class ModifiedResNet : ImageTower
     private readonly Sequential layer1, layer2, layer3, layer4;
     private readonly AttentionPool2d attnpool;
     private readonly int resolution;
+    private readonly ConvBn s1, s2, s3;
 
     /// <summary>Builds the tower.</summary>
     public ModifiedResNet(int[] layers, int outputDim, int heads, int inputResolution, int width) : base("visual")
@@ -133,10 +149,21 @@ public sealed class ModifiedResNet : ImageTower
         layer4 = Stage(width * 8, layers[3], 2);
         attnpool = new AttentionPool2d(inputResolution / 32, width * 32, heads, outputDim);
         RegisterComponents();
+        s1 = new ConvBn(conv1, bn1);
+        s2 = new ConvBn(conv2, bn2);
+        s3 = new ConvBn(conv3, bn3);
     }
 
     /// <inheritdoc />
     public override int InputResolution => resolution;
+
+    /// <inheritdoc />
+    public override void InvalidateCaches()
+    {
+        s1.Invalidate(); s2.Invalidate(); s3.Invalidate();
+        foreach (var layer in new[] { layer1, layer2, layer3, layer4 })
+            foreach (var block in layer.children()) ((Bottleneck)block).InvalidateFolds();
+    }
 
     /// <summary>The BatchNorm that closes each bottleneck (bn3), zero-initialised by the reference.</summary>
     public IEnumerable<BatchNorm2d> ResidualBranchNorms =>
@@ -149,9 +176,9 @@ public sealed class ModifiedResNet : ImageTower
     public override Tensor forward(Tensor pixels)
     {
         using var scope = NewDisposeScope();
-        var x = F.relu(bn1.forward(conv1.forward(pixels)));
-        x = F.relu(bn2.forward(conv2.forward(x)));
-        x = F.relu(bn3.forward(conv3.forward(x)));
+        var x = F.relu(s1.Forward(pixels, training));
+        x = F.relu(s2.Forward(x, training));
+        x = F.relu(s3.Forward(x, training));
         x = F.avg_pool2d(x, 2);
         Report("visual.stem.out", x);
         x = RunStage(layer1, x, "visual.layer1.out");

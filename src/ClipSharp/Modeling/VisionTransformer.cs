@@ -15,9 +15,9 @@ public sealed class VisionTransformer : ImageTower
     private readonly Conv2d conv1;
     private readonly Parameter class_embedding;
     private readonly Parameter positional_embedding;
-    private readonly LayerNorm ln_pre;
+    private readonly ClipLayerNorm ln_pre;
     private readonly Transformer transformer;
-    private readonly LayerNorm ln_post;
+    private readonly ClipLayerNorm ln_post;
     private readonly Parameter proj;
     private readonly int resolution;
 
@@ -30,9 +30,9 @@ public sealed class VisionTransformer : ImageTower
         conv1 = nn.Conv2d(3, width, kernel_size: patchSize, stride: patchSize, bias: false);
         class_embedding = nn.Parameter(torch.randn(width) * scale);
         positional_embedding = nn.Parameter(torch.randn(grid * grid + 1, width) * scale);
-        ln_pre = nn.LayerNorm(width, eps: 1e-5);
+        ln_pre = new ClipLayerNorm(width);
         transformer = new Transformer(width, layers, heads, causal: false);
-        ln_post = nn.LayerNorm(width, eps: 1e-5);
+        ln_post = new ClipLayerNorm(width);
         proj = nn.Parameter(torch.randn(width, outputDim) * scale);
         RegisterComponents();
         transformer.BlockProbe = (i, t) => Report($"visual.transformer.resblocks.{i}.out", t);
@@ -59,6 +59,6 @@ public sealed class VisionTransformer : ImageTower
         x = transformer.forward(x);
         var pooled = ln_post.forward(x.select(1, 0));
         Report("visual.ln_post.out", pooled);
-        return pooled.matmul(proj).MoveToOuterDisposeScope();
+        return pooled.matmul(proj.to(pooled.dtype)).MoveToOuterDisposeScope();
     }
 }

@@ -79,9 +79,7 @@ public static class ImageDecoder
         };
 
         int width = (int)w, height = (int)h;
-        byte[] rgba = format == SKEncodedImageFormat.Png && header.BitDepth == 16
-            ? DecodeRgba16HighBytes(codec, width, height, nameForErrors)
-            : DecodeRgba8(codec, width, height, nameForErrors);
+        byte[] rgba = DecodeRgba8(codec, width, height, nameForErrors);
 
         if (format == SKEncodedImageFormat.Gif && header.GifTransparentColor is { } tc)
             RestoreGifTransparentColour(rgba, tc);
@@ -92,21 +90,10 @@ public static class ImageDecoder
     static byte[] DecodeRgba8(SKCodec codec, int width, int height, string name)
     {
         // Unpremultiplied, with no colour space: Skia neither converts colours nor scales RGB by alpha.
+        // For 16-bit PNGs Skia keeps the most significant byte of each sample, as Pillow does (tested).
         var dst = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var buffer = new byte[checked(width * height * 4)];
         Run(codec, dst, buffer, name);
-        return buffer;
-    }
-
-    /// <summary>16-bit PNGs: Pillow keeps the most significant byte of each sample, so decode 16-bit and do the same.</summary>
-    static byte[] DecodeRgba16HighBytes(SKCodec codec, int width, int height, string name)
-    {
-        var dst = new SKImageInfo(width, height, SKColorType.Rgba16161616, SKAlphaType.Unpremul);
-        var wide = new byte[checked(width * height * 8)];
-        Run(codec, dst, wide, name);
-        var buffer = new byte[width * height * 4];
-        for (int i = 0; i < buffer.Length; i++)
-            buffer[i] = (byte)(BitConverter.ToUInt16(wide, 2 * i) >> 8);
         return buffer;
     }
 

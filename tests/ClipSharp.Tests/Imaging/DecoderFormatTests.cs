@@ -127,6 +127,22 @@ public class DecoderFormatTests
     }
 
     [Fact]
+    public void RgbAndGreyPngWithTrnsKeepTheirModeAndColours()
+    {
+        // A tRNS colour key makes Skia report alpha 0 for matching pixels; Pillow keeps mode RGB / L and the stored colour.
+        int w = 4, h = 2;
+        byte[] rgb = [1, 2, 3, 50, 60, 70, 1, 2, 3, 9, 9, 9, 200, 100, 0, 1, 2, 3, 7, 7, 7, 255, 255, 255];
+        var img = ImageDecoder.Decode(TestImageWriters.Png(w, h, 8, 2, Rows(rgb, w * 3), trns: [0, 1, 0, 2, 0, 3]), "key.png");
+        Assert.Equal(ImageMode.Rgb, img.Mode);
+        Assert.Equal(rgb, img.Pixels.ToArray());
+
+        byte[] grey = [5, 6, 5, 7, 8, 5, 9, 10];
+        var g = ImageDecoder.Decode(TestImageWriters.Png(w, h, 8, 0, Rows(grey, w), trns: [0, 5]), "key-grey.png");
+        Assert.Equal(ImageMode.L, g.Mode);
+        Assert.Equal(grey, g.Pixels.ToArray());
+    }
+
+    [Fact]
     public void Png16BitKeepsTheMostSignificantByte()
     {
         int w = 3, h = 2;

@@ -105,11 +105,15 @@ public class CheckpointLoaderTests
     {
         foreach (var f in new[] { "vit_small.safetensors", "rn_small.safetensors", "rn_small.pt", "vit_small.jit.pt" })
         {
-            var sw = System.Diagnostics.Stopwatch.StartNew();
+            // First call includes JIT warm-up of the reader code; the second is the steady-state cost.
+            var cold = System.Diagnostics.Stopwatch.StartNew();
+            CheckpointLoader.Load(Golden.Path("models", f)).Dispose();
+            cold.Stop();
+            var warm = System.Diagnostics.Stopwatch.StartNew();
             using var ck = CheckpointLoader.Load(Golden.Path("models", f));
-            sw.Stop();
-            Console.WriteLine($"load {f}: {sw.Elapsed.TotalMilliseconds:F1} ms, {ck.State.Count} tensors");
-            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10));
+            warm.Stop();
+            Console.WriteLine($"load {f}: cold {cold.Elapsed.TotalMilliseconds:F1} ms, warm {warm.Elapsed.TotalMilliseconds:F1} ms, {ck.State.Count} tensors");
+            Assert.True(warm.Elapsed < TimeSpan.FromSeconds(10));
         }
     }
 }

@@ -12,5 +12,6 @@ internal static class CommandRegistry
         yield return PreprocessCommand.Create();
         yield return EncodeCommand.Create();
         yield return SimilarityCommand.Create();
+        yield return ConvertCommand.Create();
     }
 }

@@ -13,5 +13,8 @@ internal static class CommandRegistry
         yield return EncodeCommand.Create();
         yield return SimilarityCommand.Create();
         yield return ConvertCommand.Create();
+        yield return TrainCommand.Create();
+        yield return PlotCommand.Create();
+        yield return DebugCommand.Create();
     }
 }

@@ -36,12 +36,18 @@ public static class CldrAnnotations
         var tts = new Dictionary<string, string>(StringComparer.Ordinal);
         var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Ignore, XmlResolver = null, IgnoreComments = true };
         using var reader = XmlReader.Create(xml, settings);
-        while (reader.Read())
+        // ReadElementContentAsString leaves the reader on the node after the element, so the loop advances only
+        // when it did not read an element's content (else adjacent elements would be skipped).
+        reader.Read();
+        while (!reader.EOF)
         {
-            if (reader.NodeType != XmlNodeType.Element || reader.LocalName != "annotation") continue;
-            var cp = reader.GetAttribute("cp");
+            if (reader.NodeType != XmlNodeType.Element || reader.LocalName != "annotation" || reader.IsEmptyElement || reader.GetAttribute("cp") is null)
+            {
+                reader.Read();
+                continue;
+            }
+            var cp = reader.GetAttribute("cp")!;
             var type = reader.GetAttribute("type");
-            if (reader.IsEmptyElement || cp is null) continue;
             var text = reader.ReadElementContentAsString().Trim();
             if (text.Length == 0) continue;
             if (type == "tts") tts[cp] = text;

@@ -35,8 +35,12 @@ public static partial class ClipArtMetadataReader
         using var reader = XmlReader.Create(svg, settings);
         int workDepth = -1;
         bool inSubject = false;
-        while (reader.Read())
+        // ReadText consumes an element and leaves the reader on the next node, so the loop only advances by
+        // itself when nothing was consumed (otherwise adjacent elements would be skipped).
+        bool consumed = false;
+        while (consumed || reader.Read())
         {
+            consumed = false;
             if (reader.NodeType == XmlNodeType.EndElement)
             {
                 if (reader.LocalName == "metadata") break;
@@ -49,11 +53,18 @@ public static partial class ClipArtMetadataReader
             if (reader.NamespaceURI == Dc && reader.LocalName == "subject" && !reader.IsEmptyElement) { inSubject = true; continue; }
             bool directChildOfWork = workDepth >= 0 && reader.Depth == workDepth + 1;
             if (reader.NamespaceURI == Dc && reader.LocalName == "title" && directChildOfWork && title is null)
+            {
+                consumed = !reader.IsEmptyElement;
                 title = ReadText(reader);
+            }
             else if (reader.NamespaceURI == Dc && reader.LocalName == "description" && directChildOfWork && description is null)
+            {
+                consumed = !reader.IsEmptyElement;
                 description = ReadText(reader);
+            }
             else if (inSubject && reader.NamespaceURI == Rdf && reader.LocalName == "li")
             {
+                consumed = !reader.IsEmptyElement;
                 var k = ReadText(reader);
                 if (k is not null) keywords.Add(k);
             }

@@ -12,23 +12,45 @@ public static class CorpusImages
 {
     private static readonly SKSamplingOptions Sampling = new(SKFilterMode.Linear, SKMipmapMode.Linear);
 
-    /// <summary>Decodes an image file; null when it cannot be read or decoded.</summary>
+    /// <summary>
+    /// Serialises Skia work across threads. Decoding and encoding on two threads at once crashed SkiaSharp 3.119
+    /// here now and then (segfaults, spurious allocation failures), so the builder overlaps only the work outside
+    /// Skia (rsvg-convert processes, file I/O, shaping) and keeps Skia calls one at a time.
+    /// </summary>
+    internal static readonly Lock SkiaLock = new();
+
+    /// <summary>Largest image decoded (pixels); a few OpenClipArt PNGs are posters of hundreds of megapixels.</summary>
+    public const long MaxPixels = 16_000_000;
+
+    /// <summary>Decodes an image file; null when it cannot be read or decoded, or is larger than <see cref="MaxPixels"/>.</summary>
     public static SKImage? TryDecode(string path)
     {
         try
         {
             using var data = SKData.Create(path);
             if (data is null) return null;
-            var image = SKImage.FromEncodedData(data);
-            return image is null || image.Width == 0 || image.Height == 0 ? null : image.ToRasterImage(true);
+            using var codec = SKCodec.Create(data);
+            if (codec is null || codec.Info.Width == 0 || codec.Info.Height == 0) return null;
+            if ((long)codec.Info.Width * codec.Info.Height > MaxPixels) return null;
+            var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Premul);
+            var bitmap = new SKBitmap(info);
+            var result = codec.GetPixels(info, bitmap.GetPixels());
+            if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput)) { bitmap.Dispose(); return null; }
+            bitmap.SetImmutable();
+            // The image takes over the pixels; the bitmap wrapper can go.
+            var image = SKImage.FromBitmap(bitmap);
+            bitmap.Dispose();
+            return image;
         }
         catch (IOException) { return null; }
         catch (UnauthorizedAccessException) { return null; }
+        catch (Exception e) when (e.Message.Contains("allocate", StringComparison.OrdinalIgnoreCase)) { return null; }
     }
 
     /// <summary>Decodes <paramref name="source"/> and writes it normalised to <paramref name="dest"/>; false when undecodable.</summary>
     public static bool TryNormalizeFile(string source, string dest, int size, int margin = 0)
     {
+        using var _ = SkiaLock.EnterScope();
         using var image = TryDecode(source);
         if (image is null) return false;
         WriteFitted(image, new SKRect(0, 0, image.Width, image.Height), dest, size, margin);
@@ -38,6 +60,7 @@ public static class CorpusImages
     /// <summary>Scales the <paramref name="crop"/> region of an image to fit a <paramref name="size"/>² white square less <paramref name="margin"/> and writes it as PNG.</summary>
     public static void WriteFitted(SKImage image, SKRect crop, string dest, int size, int margin)
     {
+        using var _ = SkiaLock.EnterScope();
         var info = new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Opaque);
         using var surface = SKSurface.Create(info) ?? throw new InvalidOperationException("could not create a Skia surface");
         var canvas = surface.Canvas;
@@ -47,8 +70,7 @@ public static class CorpusImages
         float w = crop.Width * scale, h = crop.Height * scale;
         var target = SKRect.Create((size - w) / 2f, (size - h) / 2f, w, h);
         using var paint = new SKPaint { IsAntialias = true };
-        using (var sub = image.Subset(SKRectI.Round(crop)) ?? image)
-            canvas.DrawImage(sub, target, Sampling, paint);
+        canvas.DrawImage(image, crop, target, Sampling, paint);
         canvas.Flush();
         using var snapshot = surface.Snapshot();
         using var png = snapshot.Encode(SKEncodedImageFormat.Png, 100);
@@ -67,6 +89,7 @@ public static class CorpusImages
     /// <summary>Writes a grey-scale image (one byte per pixel, 0 = black) as an RGB PNG of the same size.</summary>
     public static void WriteGray(ReadOnlySpan<byte> pixels, int width, int height, string dest, bool invert = false)
     {
+        using var _ = SkiaLock.EnterScope();
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque);
         using var bitmap = new SKBitmap(info);
         var span = bitmap.GetPixelSpan();
@@ -135,6 +158,7 @@ public sealed class EmojiFontRenderer : IDisposable
         if (infos.Length == 0 || infos.Any(g => g.Codepoint == 0)) return false;
         if (positions.Count(p => p.XAdvance != 0) != 1) return false;
 
+        using var _ = CorpusImages.SkiaLock.EnterScope();
         using var font = new SKFont(_typeface, _size);
         float scale = _size / _face.UnitsPerEm;
         using var builder = new SKTextBlobBuilder();
@@ -206,6 +230,36 @@ public sealed class SvgRasterizer(string executable)
             catch (DemoCorpusException) { }
         }
         throw new DemoCorpusException("rsvg-convert does not run here (its libraries cairo, pango and gdk-pixbuf are missing?): apt-get install librsvg2-bin");
+    }
+
+    /// <summary>
+    /// Rasterises many SVGs to PNGs that fit a <paramref name="size"/>² square on white. Starting a process from .NET
+    /// costs far more than from a shell, so each of <paramref name="workers"/> shells loops over its share of the
+    /// list. A file that fails is simply not written (the caller counts it as unreadable).
+    /// </summary>
+    public void RasterizeBatch(IReadOnlyList<(string Svg, string Png)> jobs, int size, int workers)
+    {
+        if (jobs.Count == 0) return;
+        PackageCache.RequireTool("bash", "--version", "bash is needed to run rsvg-convert over many files");
+        workers = Math.Clamp(workers, 1, jobs.Count);
+        var listDir = Path.Combine(Path.GetTempPath(), $"clipsharp-rsvg-{Environment.ProcessId}-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(listDir);
+        try
+        {
+            const string script = "while IFS=$'\\t' read -r src dst; do \"$0\" -w \"$1\" -h \"$1\" -a -b white -o \"$dst\" \"$src\" 2>/dev/null || rm -f \"$dst\"; done < \"$2\"";
+            var sizeText = size.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var tasks = new List<Task>();
+            for (int w = 0; w < workers; w++)
+            {
+                var list = Path.Combine(listDir, $"{w}.tsv");
+                var lines = jobs.Where((_, i) => i % workers == w).Select(j => j.Svg + "\t" + j.Png + "\n");
+                File.WriteAllText(list, string.Concat(lines));
+                foreach (var dir in jobs.Where((_, i) => i % workers == w).Select(j => Path.GetDirectoryName(j.Png)!).Distinct()) Directory.CreateDirectory(dir);
+                tasks.Add(Task.Run(() => PackageCache.Run("bash", ["-c", script, Executable, sizeText, list], null, "rsvg-convert batch")));
+            }
+            Task.WaitAll(tasks);
+        }
+        finally { Directory.Delete(listDir, true); }
     }
 
     /// <summary>Rasterises an SVG to fit a <paramref name="size"/>² square on white, then writes the normal form; false on failure.</summary>

@@ -284,21 +284,53 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
             var stem = txt[..^4];
             return File.Exists(stem + ".png") ? stem + ".png" : File.Exists(stem + ".svg") ? stem + ".svg" : null;
         }
-        return Render(output, jobs,
-            txt =>
-            {
-                var caption = StampCaption(File.ReadLines(txt).FirstOrDefault());
-                if (caption is null || ImageOf(txt) is null) return null;
-                return new CorpusItem($"images/stamps/{Rel(root, txt)[..^4]}.png", "tuxpaint-stamps", [caption]);
-            },
+        CorpusItem? Plan(string txt)
+        {
+            var caption = StampCaption(File.ReadLines(txt).FirstOrDefault());
+            if (caption is null || ImageOf(txt) is null) return null;
+            return new CorpusItem($"images/stamps/{Rel(root, txt)[..^4]}.png", "tuxpaint-stamps", [caption]);
+        }
+        var staged = StageSvgs(output, "stamps", jobs, t => ImageOf(t) is { } img && img.EndsWith(".svg", StringComparison.Ordinal) ? img : null, Plan, rsvg, PictureSize);
+        var result = Render(output, jobs, Plan,
             (txt, dest) =>
             {
                 var image = ImageOf(txt)!;
                 bool ok = image.EndsWith(".svg", StringComparison.Ordinal)
-                    ? rsvg.TryRasterize(image, dest, PictureSize)
+                    ? staged.TryGetValue(txt, out var png) && CorpusImages.TryNormalizeFile(png, dest, PictureSize)
                     : CorpusImages.TryNormalizeFile(image, dest, PictureSize);
                 return ok ? Outcome.Written : Outcome.Unreadable;
             });
+        DeleteStaged(output, "stamps");
+        return result;
+    }
+
+    private static void DeleteStaged(string output, string name)
+    {
+        var dir = Path.Combine(output, BuildDir, "rsvg", name);
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+    }
+
+    /// <summary>
+    /// Rasterises, in one batch, the SVGs of the jobs whose corpus image is not there yet; returns job → staged PNG.
+    /// Staged files live under <c>.build/rsvg/NAME</c> and are normalised into the corpus by the caller.
+    /// </summary>
+    private Dictionary<TJob, string> StageSvgs<TJob>(string output, string name, IReadOnlyList<TJob> jobs, Func<TJob, string?> svgOf, Func<TJob, CorpusItem?> plan, SvgRasterizer rsvg, int size)
+        where TJob : notnull
+    {
+        var dir = Path.Combine(output, BuildDir, "rsvg", name);
+        if (Directory.Exists(dir)) Directory.Delete(dir, true);
+        var staged = new Dictionary<TJob, string>();
+        var batch = new List<(string, string)>();
+        for (int i = 0; i < jobs.Count; i++)
+        {
+            if (svgOf(jobs[i]) is not { } svg || plan(jobs[i]) is not { } item) continue;
+            if (!options.Force && File.Exists(Path.Combine(output, item.Image))) continue;
+            var png = Path.Combine(dir, $"{i}.png");
+            staged[jobs[i]] = png;
+            batch.Add((svg, png));
+        }
+        rsvg.RasterizeBatch(batch, size, Math.Max(1, options.Parallelism));
+        return staged;
     }
 
     /// <summary>The caption of a Tux Paint stamp from the first line of its description: trimmed of dashes and quotes; null when it has no word.</summary>
@@ -429,9 +461,12 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
         ClearImages(output, $"images/emoji/{artist}");
         var dir = Path.Combine(_roots["openmoji"], "package", style, "svg");
         if (!Directory.Exists(dir)) throw new DemoCorpusException($"openmoji has no {style}/svg folder");
-        return Render(output, concepts,
-            c => EmojiFile(dir, c.Entry, ".svg") is null ? null : EmojiItem(c, artist),
-            (c, dest) => rsvg.TryRasterize(EmojiFile(dir, c.Entry, ".svg")!, dest, EmojiSize) ? Outcome.Written : Outcome.Unreadable);
+        CorpusItem? Plan(EmojiConcept c) => EmojiFile(dir, c.Entry, ".svg") is null ? null : EmojiItem(c, artist);
+        var staged = StageSvgs(output, artist, concepts, c => EmojiFile(dir, c.Entry, ".svg"), Plan, rsvg, EmojiSize);
+        var result = Render(output, concepts, Plan,
+            (c, dest) => staged.TryGetValue(c, out var png) && CorpusImages.TryNormalizeFile(png, dest, EmojiSize) ? Outcome.Written : Outcome.Unreadable);
+        DeleteStaged(output, artist);
+        return result;
     }
 
     /// <summary>Finds an emoji's file named by its code points (as written, or without U+FE0F), in upper or lower case hex.</summary>

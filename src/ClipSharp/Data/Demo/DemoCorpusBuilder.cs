@@ -98,6 +98,12 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
         "fonts-symbola", "unicode-data", "unicode-cldr-core", "dataset-fashion-mnist", "librsvg2-bin",
     ];
 
+    /// <summary>The build stages, one per image source, in build order.</summary>
+    public static readonly string[] StageNames =
+    [
+        "tuxpaint-stamps", "openclipart", "emoji-noto", "emoji-emojione", "emoji-openmoji-color", "emoji-openmoji-black", "emoji-symbola", "fashion-mnist",
+    ];
+
     private const string BuildDir = ".build";
     private const int StageFormat = 1;
     private static readonly JsonSerializerOptions JsonLines = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
@@ -131,7 +137,8 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
         var output = Path.GetFullPath(options.OutputDir);
         var manifestPath = Path.Combine(output, "manifest.json");
         var doneMarker = Path.Combine(output, BuildDir, "complete.json");
-        if (!options.Force && File.Exists(doneMarker) && File.Exists(manifestPath) && ReadMarkerSettings(doneMarker) == FinalSettings())
+        bool stagesDone = StageNames.All(n => File.Exists(Path.Combine(output, BuildDir, n + ".done.json")));
+        if (!options.Force && stagesDone && File.Exists(doneMarker) && File.Exists(manifestPath) && ReadMarkerSettings(doneMarker) == FinalSettings())
         {
             var existing = CorpusManifest.Read(manifestPath);
             Log("corpus is complete; verifying");

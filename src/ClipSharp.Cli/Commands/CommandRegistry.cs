@@ -13,5 +13,6 @@ internal static class CommandRegistry
         yield return EncodeCommand.Create();
         yield return SimilarityCommand.Create();
         yield return ConvertCommand.Create();
+        yield return DataCommand.Create();
     }
 }

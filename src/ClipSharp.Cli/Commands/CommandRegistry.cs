@@ -7,6 +7,10 @@ internal static class CommandRegistry
 {
     public static IEnumerable<Command> All()
     {
-        yield break;
+        yield return InfoCommand.Create();
+        yield return TokenizeCommand.Create();
+        yield return PreprocessCommand.Create();
+        yield return EncodeCommand.Create();
+        yield return SimilarityCommand.Create();
     }
 }

@@ -12,5 +12,7 @@ internal static class CommandRegistry
         yield return PreprocessCommand.Create();
         yield return EncodeCommand.Create();
         yield return SimilarityCommand.Create();
+        yield return PredictCommand.Create();
+        yield return EvalCommand.Create();
     }
 }

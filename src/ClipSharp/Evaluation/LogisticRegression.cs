@@ -15,6 +15,9 @@ public sealed record LogisticRegressionOptions
     /// <summary>Stop when the objective changes by less than this (relative) between iterations (about 64 machine epsilons, as scipy's L-BFGS-B uses).</summary>
     public double RelativeTolerance { get; init; } = 1.4e-14;
 
+    /// <summary>Problems with N·D·classes up to this size evaluate the objective in managed code instead of with tensor ops.</summary>
+    public long ManagedWorkLimit { get; init; } = 2_000_000;
+
     /// <summary>Correction pairs kept by L-BFGS.</summary>
     public int History { get; init; } = 10;
 }
@@ -97,79 +100,147 @@ public static class LogisticRegression
         if (n == 0) throw new ArgumentException("no training examples");
 
         using var scope = NewDisposeScope();
-        using var grad = torch.enable_grad();
+        using var noGrad = torch.no_grad();
         var x = features.to(ScalarType.Float64).detach();
         var y = torch.tensor(labels.Select(l => (long)l).ToArray());
         double penalty = 1.0 / (2 * c * n);
-        long p = (long)d * classes + classes;
+        int p = checked(d * classes + classes);
         var theta = warmStart is not null && warmStart.Dim == d && warmStart.Classes == classes
-            ? torch.tensor(warmStart.Parameters, ScalarType.Float64) : torch.zeros(p, ScalarType.Float64);
+            ? (double[])warmStart.Parameters.Clone() : new double[p];
 
-        (double F, Tensor G) Eval(Tensor t)
+        var onehot = nn.functional.one_hot(y, classes).to(ScalarType.Float64);
+        var xt = x.t().contiguous();
+        // Objective and analytic gradient on TorchSharp tensors: ∂/∂W = Xᵀ(softmax − onehot)/N + W/(C·N), ∂/∂b = mean(softmax − onehot).
+        // The L-BFGS bookkeeping below works on plain arrays, which avoids dozens of tiny tensor ops per iteration.
+        // Small problems: the same objective in managed code (tensor-op overhead would dominate).
+        bool managed = (long)n * d * classes <= options.ManagedWorkLimit;
+        double[] xs = managed ? x.contiguous().data<double>().ToArray() : [];
+        int[] ys = [.. labels];
+        (double F, double[] G) EvalManaged(double[] t)
         {
+            var grad = new double[p];
+            var z = new double[classes];
+            double loss = 0;
+            int wLen = d * classes;
+            for (int i = 0; i < n; i++)
+            {
+                int row = i * d;
+                for (int k = 0; k < classes; k++) z[k] = t[wLen + k];
+                for (int j = 0; j < d; j++)
+                {
+                    double xv = xs[row + j];
+                    if (xv == 0) continue;
+                    int wr = j * classes;
+                    for (int k = 0; k < classes; k++) z[k] += xv * t[wr + k];
+                }
+                double max = double.NegativeInfinity;
+                for (int k = 0; k < classes; k++) max = Math.Max(max, z[k]);
+                double sum = 0;
+                for (int k = 0; k < classes; k++) { z[k] = Math.Exp(z[k] - max); sum += z[k]; }
+                loss += Math.Log(sum) + max - (Math.Log(z[ys[i]]) + max);
+                for (int k = 0; k < classes; k++) z[k] = z[k] / sum - (k == ys[i] ? 1 : 0);
+                for (int j = 0; j < d; j++)
+                {
+                    double xv = xs[row + j];
+                    if (xv == 0) continue;
+                    int wr = j * classes;
+                    for (int k = 0; k < classes; k++) grad[wr + k] += xv * z[k];
+                }
+                for (int k = 0; k < classes; k++) grad[wLen + k] += z[k];
+            }
+            double reg = 0;
+            for (int j = 0; j < wLen; j++) reg += t[j] * t[j];
+            for (int j = 0; j < p; j++) grad[j] /= n;
+            for (int j = 0; j < wLen; j++) grad[j] += 2 * penalty * t[j];
+            return (loss / n + penalty * reg, grad);
+        }
+
+        (double F, double[] G) Eval(double[] t)
+        {
+            if (managed) return EvalManaged(t);
             using var s = NewDisposeScope();
-            var leaf = t.detach().requires_grad_(true);
-            var w = leaf.narrow(0, 0, (long)d * classes).view(d, classes);
-            var b = leaf.narrow(0, (long)d * classes, classes);
-            var loss = nn.functional.cross_entropy(x.matmul(w) + b, y) + penalty * w.pow(2).sum();
-            loss.backward();
-            return (loss.item<double>(), leaf.grad!.detach().clone().MoveToOuterDisposeScope());
+            var tt = torch.tensor(t, ScalarType.Float64);
+            var w = tt.narrow(0, 0, (long)d * classes).view(d, classes);
+            var b = tt.narrow(0, (long)d * classes, classes);
+            var logp = (x.matmul(w) + b).log_softmax(1);
+            double loss = -(logp * onehot).sum().item<double>() / n + penalty * w.pow(2).sum().item<double>();
+            var diff = (logp.exp() - onehot) / n;
+            var gw = xt.matmul(diff) + (2 * penalty) * w;
+            var gb = diff.sum(dim: 0);
+            return (loss, torch.cat([gw.reshape(-1), gb]).data<double>().ToArray());
+        }
+        static double Dot(double[] a, double[] b)
+        {
+            double sum = 0;
+            for (int i = 0; i < a.Length; i++) sum += a[i] * b[i];
+            return sum;
         }
 
         var (f, g) = Eval(theta);
-        var sList = new List<Tensor>();
-        var yList = new List<Tensor>();
+        var sList = new List<double[]>();
+        var yList = new List<double[]>();
         var rho = new List<double>();
         int iter = 0;
         bool converged = false;
+        var dir = new double[p];
+        var cand = new double[p];
         while (iter < options.MaxIterations)
         {
-            if (g.abs().max().item<double>() < options.GradientTolerance) { converged = true; break; }
-            // Two-loop recursion: direction = -H·g.
-            var q = g.clone();
+            double gmax = 0;
+            foreach (var v in g) gmax = Math.Max(gmax, Math.Abs(v));
+            if (gmax < options.GradientTolerance) { converged = true; break; }
+            // Two-loop recursion: dir = −H·g.
+            var q = (double[])g.Clone();
             var alpha = new double[sList.Count];
             for (int i = sList.Count - 1; i >= 0; i--)
             {
-                alpha[i] = rho[i] * sList[i].dot(q).item<double>();
-                q = q - alpha[i] * yList[i];
+                alpha[i] = rho[i] * Dot(sList[i], q);
+                var yi = yList[i];
+                for (int j = 0; j < p; j++) q[j] -= alpha[i] * yi[j];
             }
-            double gamma = sList.Count > 0
-                ? sList[^1].dot(yList[^1]).item<double>() / yList[^1].dot(yList[^1]).item<double>()
-                : 1.0 / Math.Max(g.norm().item<double>(), 1e-12);
-            var r = q * gamma;
+            double gamma = sList.Count > 0 ? Dot(sList[^1], yList[^1]) / Dot(yList[^1], yList[^1]) : 1.0 / Math.Max(Math.Sqrt(Dot(g, g)), 1e-12);
+            for (int j = 0; j < p; j++) q[j] *= gamma;
             for (int i = 0; i < sList.Count; i++)
             {
-                double beta = rho[i] * yList[i].dot(r).item<double>();
-                r = r + (alpha[i] - beta) * sList[i];
+                double beta = rho[i] * Dot(yList[i], q);
+                var si = sList[i];
+                for (int j = 0; j < p; j++) q[j] += (alpha[i] - beta) * si[j];
             }
-            var dir = -r;
-            double slope = g.dot(dir).item<double>();
-            if (slope >= 0) { dir = -g; slope = -g.dot(g).item<double>(); sList.Clear(); yList.Clear(); rho.Clear(); }
+            for (int j = 0; j < p; j++) dir[j] = -q[j];
+            double slope = Dot(g, dir);
+            if (slope >= 0)
+            {
+                for (int j = 0; j < p; j++) dir[j] = -g[j];
+                slope = -Dot(g, g);
+                sList.Clear(); yList.Clear(); rho.Clear();
+            }
 
             // Backtracking line search with the Armijo condition.
             double step = 1.0, fNew = double.NaN;
-            Tensor? thetaNew = null, gNew = null;
+            double[]? gNew = null;
             for (int ls = 0; ls < 40; ls++)
             {
-                var cand = theta + step * dir;
+                for (int j = 0; j < p; j++) cand[j] = theta[j] + step * dir[j];
                 var (fc, gc) = Eval(cand);
-                if (double.IsFinite(fc) && fc <= f + 1e-4 * step * slope) { thetaNew = cand; gNew = gc; fNew = fc; break; }
+                if (double.IsFinite(fc) && fc <= f + 1e-4 * step * slope) { gNew = gc; fNew = fc; break; }
                 step *= 0.5;
             }
             iter++;
-            if (thetaNew is null) { converged = true; break; } // no decrease possible at double precision
-            var sv = thetaNew - theta;
-            var yv = gNew! - g;
-            double sy = sv.dot(yv).item<double>();
+            if (gNew is null) { converged = true; break; } // no decrease possible at double precision
+            var sv = new double[p];
+            var yv = new double[p];
+            for (int j = 0; j < p; j++) { sv[j] = cand[j] - theta[j]; yv[j] = gNew[j] - g[j]; }
+            double sy = Dot(sv, yv);
             if (sy > 1e-12)
             {
                 sList.Add(sv); yList.Add(yv); rho.Add(1.0 / sy);
                 if (sList.Count > options.History) { sList.RemoveAt(0); yList.RemoveAt(0); rho.RemoveAt(0); }
             }
             bool small = Math.Abs(f - fNew) <= options.RelativeTolerance * Math.Max(Math.Max(Math.Abs(f), Math.Abs(fNew)), 1.0);
-            theta = thetaNew; g = gNew!; f = fNew;
+            Array.Copy(cand, theta, p);
+            g = gNew; f = fNew;
             if (small) { converged = true; break; }
         }
-        return new LogisticRegressionModel(theta.data<double>().ToArray(), d, classes, c, iter, converged, f);
+        return new LogisticRegressionModel(theta, d, classes, c, iter, converged, f);
     }
 }

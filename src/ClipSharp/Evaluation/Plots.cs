@@ -20,7 +20,6 @@ public static class Plots
         var plt = new Plot();
         var hm = plt.Add.Heatmap(data);
         hm.Colormap = new ScottPlot.Colormaps.Viridis();
-        hm.Extent = new CoordinateRect(-0.5, c - 0.5, -0.5, c - 0.5);
         plt.Add.ColorBar(hm);
         plt.Title(title);
         plt.XLabel("predicted class");

@@ -60,6 +60,17 @@ public class LinearProbeTests
     }
 
     [Fact]
+    public void TensorAndManagedObjectivesAgree()
+    {
+        using var scope = NewDisposeScope();
+        var (x, y) = Blobs(10, 4, 5, 1.0, seed: 9, flip: 0.1);
+        var a = LogisticRegression.Fit(x, y, 4, 2.0, new LogisticRegressionOptions { ManagedWorkLimit = long.MaxValue, GradientTolerance = 1e-9 });
+        var b = LogisticRegression.Fit(x, y, 4, 2.0, new LogisticRegressionOptions { ManagedWorkLimit = 0, GradientTolerance = 1e-9 });
+        Assert.Equal(a.Objective, b.Objective, 9);
+        for (int i = 0; i < a.Parameters.Length; i++) Assert.Equal(a.Parameters[i], b.Parameters[i], 4);
+    }
+
+    [Fact]
     public void CSweepPicksTheBestValidationC()
     {
         using var scope = NewDisposeScope();

@@ -13,6 +13,7 @@ internal static class EvalCommand
         cmd.Subcommands.Add(EvalLinearProbeCommand.Create());
         cmd.Subcommands.Add(EvalFewShotCommand.Create());
         cmd.Subcommands.Add(EvalRobustnessCommand.Create());
+        cmd.Subcommands.Add(EvalThroughputCommand.Create());
         return cmd;
     }
 }

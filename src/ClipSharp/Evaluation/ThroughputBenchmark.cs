@@ -35,9 +35,13 @@ public static class ThroughputBenchmark
         {
             using var bmp = new SKBitmap(500, 375, SKColorType.Rgba8888, SKAlphaType.Opaque);
             byte r0 = (byte)rng.Next(256), g0 = (byte)rng.Next(256), b0 = (byte)rng.Next(256);
+            var px = bmp.GetPixelSpan();
             for (int y = 0; y < bmp.Height; y++)
                 for (int x = 0; x < bmp.Width; x++)
-                    bmp.SetPixel(x, y, new SKColor((byte)(r0 + x / 2), (byte)(g0 + y / 2), (byte)(b0 + (x ^ y))));
+                {
+                    int o = 4 * (y * bmp.Width + x);
+                    px[o] = (byte)(r0 + x / 2); px[o + 1] = (byte)(g0 + y / 2); px[o + 2] = (byte)(b0 + (x ^ y)); px[o + 3] = 255;
+                }
             using var data = bmp.Encode(SKEncodedImageFormat.Jpeg, 90);
             var p = Path.Combine(directory, $"bench{i:D5}.jpg");
             File.WriteAllBytes(p, data.ToArray());

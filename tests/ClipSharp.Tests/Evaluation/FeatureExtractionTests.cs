@@ -84,3 +84,19 @@ internal sealed class SyncProgress<T>(Action<T> action) : IProgress<T>
 {
     public void Report(T value) => action(value);
 }
+
+public class ThroughputBenchmarkTests
+{
+    [Fact]
+    public void BenchmarkReportsAllThreeRates()
+    {
+        using var tmp = new TestData.TempDir();
+        var files = ThroughputBenchmark.WriteImages(tmp.Path, 6);
+        using var model = ModelParityTests.LoadGoldenModel("vit_small");
+        var log = new StringWriter();
+        var r = ThroughputBenchmark.Run(model, files, batchSize: 4, decodeThreads: 2, log: log);
+        Assert.Equal(6, r.Images);
+        Assert.True(r.ModelOnlyImagesPerSecond > 0 && r.EndToEndImagesPerSecond > 0 && r.SerialImagesPerSecond > 0);
+        Assert.Contains("end to end", log.ToString());
+    }
+}

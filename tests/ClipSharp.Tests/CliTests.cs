@@ -94,3 +94,26 @@ public class CliTests
         Assert.Contains("missing.png", err2);
     }
 }
+
+[Collection("console")]
+public class ConvertCliTests
+{
+    [Fact]
+    public void ConvertToBothLayoutsAndBackGivesIdenticalOutputs()
+    {
+        var dir = Directory.CreateTempSubdirectory("clip-convert-").FullName;
+        var src = Golden.Path("models", "rn_small.pt");
+        Assert.Equal(0, ClipSharp.Cli.Program.Main(["convert", src, "--output", Path.Combine(dir, "rn.safetensors")]));
+        using var a = ClipSharp.Modeling.ClipModel.Load(src);
+        using var b = ClipSharp.Modeling.ClipModel.Load(Path.Combine(dir, "rn.safetensors"));
+        Assert.Equal(a.Config, b.Config);
+        foreach (var (key, t) in a.state_dict()) Assert.True(t.eq(b.state_dict()[key]).all().item<bool>(), key);
+
+        var vit = Golden.Path("models", "vit_small.safetensors");
+        Assert.Equal(0, ClipSharp.Cli.Program.Main(["convert", vit, "--layout", "hf", "--output", Path.Combine(dir, "hf")]));
+        using var c = ClipSharp.Modeling.ClipModel.Load(vit);
+        using var d = ClipSharp.Modeling.ClipModel.Load(Path.Combine(dir, "hf"));
+        Assert.Equal(c.Config, d.Config);
+        foreach (var (key, t) in c.state_dict()) Assert.True(t.eq(d.state_dict()[key]).all().item<bool>(), key);
+    }
+}

@@ -12,6 +12,8 @@ internal static class CommandRegistry
         yield return PreprocessCommand.Create();
         yield return EncodeCommand.Create();
         yield return SimilarityCommand.Create();
+        yield return ConvertCommand.Create();
+        yield return DataCommand.Create();
         yield return PredictCommand.Create();
         yield return EvalCommand.Create();
     }

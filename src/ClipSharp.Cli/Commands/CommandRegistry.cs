@@ -13,6 +13,9 @@ internal static class CommandRegistry
         yield return EncodeCommand.Create();
         yield return SimilarityCommand.Create();
         yield return ConvertCommand.Create();
+        yield return DataCommand.Create();
+        yield return PredictCommand.Create();
+        yield return EvalCommand.Create();
         yield return TrainCommand.Create();
         yield return PlotCommand.Create();
         yield return DebugCommand.Create();

@@ -24,9 +24,20 @@ public class RunTests : IDisposable
         return new PairSource("shapes", samples);
     }
 
-    internal static TrainConfig Config(string dir, int steps = 20) => new()
+    /// <summary>Initial weights shared by the runs of a test: model construction draws from TorchSharp's process-wide
+    /// generator, which tests running in parallel also draw from, so the runs start from a saved file instead.</summary>
+    string InitialWeights()
     {
-        Model = new ModelSection { Config = (JsonObject)JsonNode.Parse(TinyModels.Micro.ToJson())! },
+        string path = Path.Combine(root, "init.safetensors");
+        if (!File.Exists(path)) using (var m = TinyModels.Create(5)) m.Save(path);
+        return path;
+    }
+
+    TrainConfig Config(string dir, int steps = 20) => Config(dir, InitialWeights(), steps);
+
+    internal static TrainConfig Config(string dir, string? init, int steps = 20) => new()
+    {
+        Model = new ModelSection { Config = (JsonObject)JsonNode.Parse(TinyModels.Micro.ToJson())!, InitFrom = init },
         Data = new DataSection { BatchSize = 8, Workers = 1, Prefetch = 2 },
         Optimizer = new OptimizerSection { Lr = 2e-3 },
         Schedule = new ScheduleSection { Steps = steps, WarmupSteps = 3 },

@@ -25,7 +25,7 @@ internal static class TrainCommand
         string baseDir = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
         var run = new TrainingRun(cfg, baseDir);
         Console.Error.WriteLine($"run directory: {run.RunDirectory}");
-        Console.Error.WriteLine($"sources: {string.Join(", ", run.Sources.Select(s => $"{s.Name} ({s.Samples.Count} pairs, weight {s.Weight})"))}");
+        Console.Error.WriteLine($"sources: {string.Join(", ", run.Sources.Select(s => $"{s.Name} ({s.Samples.Count} pairs, weight {s.Weight}" + (s.SkippedWhenOpening > 0 ? $", {s.SkippedWhenOpening} rows skipped" : "") + ")"))}");
         var logPath = Path.Combine(run.RunDirectory, "train.log");
         Directory.CreateDirectory(run.RunDirectory);
         using var log = new StreamWriter(logPath, append: true) { AutoFlush = true };

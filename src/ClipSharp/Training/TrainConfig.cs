@@ -182,11 +182,11 @@ public sealed record SourceSection
     /// <summary>File or directory (relative paths resolve against the config file's directory).</summary>
     public string Path { get; init; } = "";
 
-    /// <summary>CSV/TSV column holding the image path (relative to the file's directory).</summary>
-    public string ImageColumn { get; init; } = "filepath";
+    /// <summary>CSV/TSV column holding the image path, relative to the file's directory (null: image, filepath, path, file, filename or image_path).</summary>
+    public string? ImageColumn { get; init; }
 
-    /// <summary>CSV/TSV column holding the caption.</summary>
-    public string CaptionColumn { get; init; } = "caption";
+    /// <summary>CSV/TSV column holding the caption (null: caption, text, title or sentence).</summary>
+    public string? CaptionColumn { get; init; }
 
     /// <summary>Relative sampling weight when several sources are mixed.</summary>
     public double Weight { get; init; } = 1.0;

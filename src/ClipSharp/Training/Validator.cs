@@ -58,7 +58,10 @@ public sealed class Validator
         if (zeroShot is not null)
         {
             string root = Path.IsPathRooted(zeroShot.Path) ? zeroShot.Path : Path.GetFullPath(Path.Combine(baseDirectory, zeroShot.Path));
-            var (classes, images) = FolderPairs.ReadLabeled(root, zeroShot.PerClassLimit);
+            var folder = new ClipSharp.Data.Readers.ImageFolderDataset(root);
+            var classes = folder.ClassNames;
+            var images = folder.Images().GroupBy(x => x.Label).SelectMany(g => g.Take(zeroShot.PerClassLimit))
+                .Select(x => (Path: x.ImagePath!, x.Label)).ToList();
             var px = new float[images.Count][];
             Parallel.For(0, images.Count, i =>
             {

@@ -16,5 +16,8 @@ internal static class CommandRegistry
         yield return DataCommand.Create();
         yield return PredictCommand.Create();
         yield return EvalCommand.Create();
+        yield return TrainCommand.Create();
+        yield return PlotCommand.Create();
+        yield return DebugCommand.Create();
     }
 }

@@ -195,7 +195,7 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
         return new DemoCorpusResult(manifest, false, clock.Elapsed.TotalSeconds);
     }
 
-    private string FinalSettings() => $"format={StageFormat};seed={options.Seed};openmoji={OpenMojiVersion}";
+    private string FinalSettings() => $"format={StageFormat};seed={options.Seed};openmoji={OpenMojiVersion};splits=root";
 
     // ---------------------------------------------------------------- stages
 
@@ -520,8 +520,11 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
 
     private void WriteSplits(string output, List<CorpusItem> items, IReadOnlyList<EmojiConcept> concepts, CorpusManifest manifest)
     {
-        var splitDir = Path.Combine(output, "splits");
-        Directory.CreateDirectory(splitDir);
+        // Split files sit at the corpus root so the image paths in them are relative to the file itself, the
+        // convention every ClipSharp dataset reader follows.
+        var splitDir = output;
+        var oldSplitDir = Path.Combine(output, "splits");
+        if (Directory.Exists(oldSplitDir)) Directory.Delete(oldSplitDir, recursive: true);
         var trainSources = new HashSet<string>(TrainArtists.Select(a => "emoji-" + a), StringComparer.Ordinal);
         var shiftSources = new HashSet<string>(ShiftArtists.Select(a => "emoji-" + a), StringComparer.Ordinal);
 
@@ -541,12 +544,12 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
         IEnumerable<string[]> Pairs(IEnumerable<CorpusItem> list) => list.SelectMany(i => i.Captions.Select(c => new[] { i.Image, c }));
         manifest.Splits["train"] = new SplitInfo
         {
-            File = "splits/train.csv", Rows = Csv.Write(Path.Combine(splitDir, "train.csv"), pairHeader, Pairs(train)), Images = train.Count,
+            File = "train.csv", Rows = Csv.Write(Path.Combine(splitDir, "train.csv"), pairHeader, Pairs(train)), Images = train.Count,
             Description = "image-caption pairs for training (stamps, clip art, emoji by the training artists outside the held-out subgroups); one row per caption",
         };
         manifest.Splits["val"] = new SplitInfo
         {
-            File = "splits/val.csv", Rows = Csv.Write(Path.Combine(splitDir, "val.csv"), pairHeader, Pairs(val)), Images = val.Count,
+            File = "val.csv", Rows = Csv.Write(Path.Combine(splitDir, "val.csv"), pairHeader, Pairs(val)), Images = val.Count,
             Description = $"validation pairs: a seeded {ValidationFraction:P0} of the training images, never in train.csv",
         };
 
@@ -576,9 +579,9 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
         var index = classes.Select((c, i) => (c.Concept, i)).ToDictionary(t => t.Concept, t => t.i, StringComparer.Ordinal);
         var rows = items.OrderBy(i => index[i.Concept!]).ThenBy(i => i.Image, StringComparer.Ordinal)
             .Select(i => new[] { i.Image, i.Captions[0], i.Label!, index[i.Concept!].ToString(System.Globalization.CultureInfo.InvariantCulture), i.Source });
-        var file = $"splits/{name}.csv";
+        var file = $"{name}.csv";
         int n = Csv.Write(Path.Combine(output, file), ["image", "caption", "label", "label_index", "source"], rows);
-        var classesFile = $"splits/{name}-classes.txt";
+        var classesFile = $"{name}-classes.txt";
         CorpusImages.WriteAtomic(Path.Combine(output, classesFile), Encoding.UTF8.GetBytes(string.Concat(classes.Select(c => c.Label + "\n"))));
         return new SplitInfo { File = file, Rows = n, Images = n, ClassesFile = classesFile, Classes = classes.Count, Description = description };
     }

@@ -1,0 +1,253 @@
+using System.Diagnostics;
+using System.Globalization;
+using ClipSharp.Checkpoints;
+using ClipSharp.Modeling;
+using ClipSharp.Text;
+using ClipSharp.Training.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ClipSharp.Training;
+
+/// <summary>Progress of a run, reported after every step.</summary>
+/// <param name="Result">The step.</param>
+/// <param name="TotalSteps">Steps of the whole run.</param>
+/// <param name="SamplesPerSecond">Throughput since this process started training.</param>
+/// <param name="Eta">Estimated time to the end.</param>
+/// <param name="SkippedSamples">Samples skipped so far (undecodable images).</param>
+public sealed record RunProgress(StepResult Result, long TotalSteps, double SamplesPerSecond, TimeSpan Eta, long SkippedSamples);
+
+/// <summary>What a finished (or stopped) run produced.</summary>
+/// <param name="Steps">Optimiser steps done.</param>
+/// <param name="FinalWeights">final.safetensors (OpenAI layout), or null when the run stopped early.</param>
+/// <param name="LastCheckpoint">The newest training checkpoint.</param>
+/// <param name="LastValidation">Metrics of the last validation.</param>
+/// <param name="SamplesPerSecond">Training throughput in this process.</param>
+public sealed record RunResult(long Steps, string? FinalWeights, string? LastCheckpoint, IReadOnlyDictionary<string, double> LastValidation, double SamplesPerSecond);
+
+/// <summary>
+/// A whole training run from a <see cref="TrainConfig"/>: builds or loads the model, applies freezing, streams
+/// augmented batches, steps the <see cref="ClipTrainer"/>, logs metrics (JSONL + TensorBoard), validates, and
+/// writes atomic checkpoints (model, optimiser, schedule step, RNG, data position) that <c>resume</c> continues
+/// from exactly. The run directory receives <c>config.resolved.json</c>, <c>checkpoints/</c>, <c>best.safetensors</c>
+/// and <c>final.safetensors</c> (OpenAI layout).
+/// </summary>
+public sealed class TrainingRun : IDisposable
+{
+    private readonly TrainConfig cfg;
+    private readonly string baseDirectory;
+    private readonly ClipTokenizer tokenizer;
+    private readonly IReadOnlyList<PairSource> sources;
+    private readonly PairSource? valSource;
+
+    /// <summary>Prepares a run. <paramref name="baseDirectory"/> resolves relative paths in the config (the config file's folder).</summary>
+    /// <param name="config">The resolved config.</param>
+    /// <param name="baseDirectory">Folder relative data paths are read against.</param>
+    /// <param name="tokenizer">Tokenizer (null: <see cref="VocabularyLocator"/> with <c>data.vocab</c>).</param>
+    /// <param name="sources">Training sources (null: opened from <c>data.train</c>).</param>
+    /// <param name="validation">Validation pairs (null: opened from <c>data.val</c> if set).</param>
+    public TrainingRun(TrainConfig config, string baseDirectory, ClipTokenizer? tokenizer = null,
+        IReadOnlyList<PairSource>? sources = null, PairSource? validation = null)
+    {
+        cfg = config;
+        this.baseDirectory = baseDirectory;
+        this.tokenizer = tokenizer ?? VocabularyLocator.Load(ResolvePath(cfg.Data.Vocab));
+        this.sources = sources ?? cfg.Data.Train.Select(s => PairSource.Open(s, baseDirectory)).ToList();
+        if (this.sources.Count == 0) throw new InvalidDataException("data.train lists no sources");
+        valSource = validation ?? (cfg.Data.Val is { } v ? PairSource.Open(v, baseDirectory) : null);
+        RunDirectory = Path.GetFullPath(Path.IsPathRooted(cfg.Output.Dir) ? cfg.Output.Dir : Path.Combine(Environment.CurrentDirectory, cfg.Output.Dir));
+        Store = new CheckpointStore(RunDirectory, cfg.Output.KeepLast);
+    }
+
+    /// <summary>The run directory.</summary>
+    public string RunDirectory { get; }
+
+    /// <summary>The checkpoint folder manager (exposed for tests' fault injection).</summary>
+    public CheckpointStore Store { get; }
+
+    /// <summary>Called after every step.</summary>
+    public Action<RunProgress>? OnProgress { get; set; }
+
+    /// <summary>Called with log lines (validation results, checkpoints, skipped samples).</summary>
+    public Action<string>? OnLog { get; set; }
+
+    /// <summary>The training sources.</summary>
+    public IReadOnlyList<PairSource> Sources => sources;
+
+    private string? ResolvePath(string? p) => p is null ? null : Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(baseDirectory, p));
+
+    /// <summary>
+    /// Trains until <c>schedule.steps</c> (or until <paramref name="stopAfterStep"/>, which simulates a killed run),
+    /// resuming from <paramref name="resume"/> ("latest", or a checkpoint path) when given.
+    /// </summary>
+    public RunResult Run(string? resume = null, long? stopAfterStep = null, CancellationToken cancel = default)
+    {
+        Directory.CreateDirectory(RunDirectory);
+        File.WriteAllText(Path.Combine(RunDirectory, "config.resolved.json"), cfg.ToJson());
+
+        TrainingCheckpoint? ckpt = null;
+        if (resume is not null)
+        {
+            string? path = resume == "latest" ? Store.Latest() : ResolvePath(resume);
+            if (path is null) OnLog?.Invoke("resume: no checkpoint yet, starting fresh");
+            else ckpt = CheckpointStore.Load(path);
+        }
+        try
+        {
+            torch.manual_seed(cfg.Seed);
+            using var model = BuildModel(ckpt);
+            var arch = model.Config;
+            File.WriteAllText(Path.Combine(RunDirectory, "model.config.json"), arch.ToJson());
+            var frozen = Freezing.Apply(model, cfg.Freeze);
+            if (frozen.Count > 0) OnLog?.Invoke($"frozen: {frozen.Count} parameter tensors");
+            if (cfg.Model.GradCheckpointing) GradientCheckpointing.Enable(model);
+            using var trainer = new ClipTrainer(model, TrainerOptions.From(cfg, arch));
+            if (ckpt is null && cfg.Model.InitFrom is null)
+            {
+                double init = cfg.Loss.InitLogitScale ?? (cfg.Loss.Type == LossKind.Sigmoid ? Math.Log(10) : Math.Log(1 / 0.07));
+                using (torch.no_grad()) model.LogitScale.fill_(init);
+            }
+            long dataPosition = 0;
+            double best = double.NaN;
+            if (ckpt is not null) (dataPosition, best) = Restore(ckpt, trainer);
+            ckpt?.Dispose();
+            ckpt = null;
+
+            int? fold = arch.VocabSize < tokenizer.VocabSize ? arch.VocabSize : null;
+            var validator = new Validator(tokenizer, arch.ImageResolution, arch.ContextLength, fold, valSource, cfg.Data.ValLimit, cfg.Data.ZeroShot, baseDirectory);
+            using var metrics = new MetricsLog(RunDirectory, cfg.Output.Tensorboard);
+            using var loader = new TrainingDataLoader(sources, tokenizer, new LoaderOptions
+            {
+                BatchSize = cfg.Data.BatchSize, ImageSize = arch.ImageResolution, ContextLength = arch.ContextLength,
+                Workers = cfg.Data.Workers, Prefetch = cfg.Data.Prefetch, Augment = cfg.Data.Augment, Seed = cfg.Seed, VocabSize = fold,
+            }, dataPosition);
+
+            long total = cfg.Schedule.Steps;
+            long startStep = trainer.StepCount;
+            var clock = Stopwatch.StartNew();
+            string? lastCheckpoint = Store.Latest();
+            IReadOnlyDictionary<string, double> lastVal = new Dictionary<string, double>();
+            double sps = 0;
+            model.train();
+            while (trainer.StepCount < total)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var batch = loader.Next(cancel);
+                if (batch.Skipped > 0)
+                    foreach (var reason in batch.SkipReasons) OnLog?.Invoke($"skipped {reason}");
+                StepResult r;
+                using (var scope = NewDisposeScope())
+                {
+                    var (pixels, ids) = batch.ToTensors();
+                    r = trainer.Step(pixels, ids);
+                }
+                dataPosition = batch.EndPosition;
+                long done = trainer.StepCount - startStep;
+                sps = done * (double)cfg.Data.BatchSize / clock.Elapsed.TotalSeconds;
+                var eta = TimeSpan.FromSeconds((total - trainer.StepCount) * clock.Elapsed.TotalSeconds / done);
+                OnProgress?.Invoke(new RunProgress(r, total, sps, eta, loader.SkippedTotal));
+                bool last = trainer.StepCount == total;
+                if (trainer.StepCount % Math.Max(1, cfg.Output.LogEvery) == 0 || last)
+                    metrics.Write(r.Step, new Dictionary<string, double>
+                    {
+                        ["train/loss"] = r.Loss, ["train/lr"] = r.Lr, ["train/logit_scale"] = r.LogitScale,
+                        ["train/grad_norm"] = r.GradNorm, ["train/samples_per_s"] = sps, ["train/skipped"] = loader.SkippedTotal,
+                    });
+                bool evalNow = validator.HasWork && (last || (cfg.Output.EvalEvery > 0 && trainer.StepCount % cfg.Output.EvalEvery == 0));
+                if (evalNow)
+                {
+                    lastVal = validator.Evaluate(model);
+                    metrics.Write(r.Step, lastVal);
+                    OnLog?.Invoke($"step {r.Step}: " + string.Join(", ", lastVal.Select(kv => $"{kv.Key} {kv.Value:F4}")));
+                    if (lastVal.TryGetValue(cfg.Output.BestMetric, out var m) && IsBetter(m, best))
+                    {
+                        best = m;
+                        model.Save(Path.Combine(RunDirectory, "best.safetensors"), new Dictionary<string, string>
+                        {
+                            ["step"] = r.Step.ToString(CultureInfo.InvariantCulture),
+                            [cfg.Output.BestMetric] = m.ToString("R", CultureInfo.InvariantCulture),
+                        });
+                    }
+                }
+                bool stopping = stopAfterStep is long s && trainer.StepCount >= s;
+                if (last || stopping || (cfg.Output.CheckpointEvery > 0 && trainer.StepCount % cfg.Output.CheckpointEvery == 0))
+                {
+                    lastCheckpoint = SaveCheckpoint(trainer, dataPosition, best, loader.SkippedTotal);
+                    OnLog?.Invoke($"checkpoint {lastCheckpoint}");
+                }
+                if (stopping && !last) return new RunResult(trainer.StepCount, null, lastCheckpoint, lastVal, sps);
+            }
+            string final = Path.Combine(RunDirectory, "final.safetensors");
+            model.Save(final, new Dictionary<string, string> { ["step"] = trainer.StepCount.ToString(CultureInfo.InvariantCulture) });
+            return new RunResult(trainer.StepCount, final, lastCheckpoint, lastVal, sps);
+        }
+        finally
+        {
+            ckpt?.Dispose();
+        }
+    }
+
+    private bool IsBetter(double value, double best) =>
+        double.IsNaN(best) || (cfg.Output.BestMetric.EndsWith("loss", StringComparison.Ordinal) ? value < best : value > best);
+
+    private ClipModel BuildModel(TrainingCheckpoint? ckpt)
+    {
+        var arch = cfg.Model.Resolve();
+        if (ckpt is not null && ckpt.Metadata.TryGetValue("model_config", out var json)) arch = ClipConfig.FromJson(json, ckpt.Path);
+        if (arch is null || (cfg.Model.InitFrom is not null && ckpt is null))
+        {
+            var loaded = ClipModel.Load(ResolvePath(cfg.Model.InitFrom)!, null);
+            if (arch is not null && !arch.Equals(loaded.Config))
+            {
+                loaded.Dispose();
+                throw new InvalidDataException($"model.init_from {cfg.Model.InitFrom} has architecture {loaded.Config}, which differs from the configured {arch}");
+            }
+            return loaded;
+        }
+        return new ClipModel(arch);
+    }
+
+    private (long DataPosition, double Best) Restore(TrainingCheckpoint ckpt, ClipTrainer trainer)
+    {
+        var model = new List<KeyValuePair<string, Tensor>>();
+        var optim = new Dictionary<string, Tensor>();
+        foreach (var (k, t) in ckpt.Tensors)
+        {
+            if (k.StartsWith("model.", StringComparison.Ordinal)) model.Add(KeyValuePair.Create(k[6..], t));
+            else if (k.StartsWith("optim.", StringComparison.Ordinal)) optim[k[6..]] = t;
+        }
+        trainer.Model.LoadWeights(model, ckpt.Path);
+        trainer.Optimizer.LoadState(ckpt.Step, optim);
+        if (trainer.LogitBias is not null && ckpt.Tensors.TryGetValue("trainer.logit_bias", out var bias))
+            using (torch.no_grad()) trainer.LogitBias.copy_(bias);
+        if (ckpt.Tensors.TryGetValue("rng.torch", out var rng)) torch.random.set_rng_state(rng);
+        long pos = long.Parse(ckpt.Metadata["data_position"], CultureInfo.InvariantCulture);
+        double best = ckpt.Metadata.TryGetValue("best", out var b) ? double.Parse(b, CultureInfo.InvariantCulture) : double.NaN;
+        OnLog?.Invoke($"resumed from {ckpt.Path} at step {ckpt.Step}, data position {pos}");
+        return (pos, best);
+    }
+
+    private string SaveCheckpoint(ClipTrainer trainer, long dataPosition, double best, long skipped)
+    {
+        using var sd = new StateDict();
+        foreach (var (k, t) in trainer.Model.state_dict()) sd.Add("model." + k, t.detach());
+        foreach (var (k, t) in trainer.Optimizer.StateTensors()) sd.Add("optim." + k, t.detach());
+        if (trainer.LogitBias is not null) sd.Add("trainer.logit_bias", trainer.LogitBias.detach());
+        sd.Add("rng.torch", torch.random.get_rng_state());
+        var meta = new Dictionary<string, string>
+        {
+            ["step"] = trainer.StepCount.ToString(CultureInfo.InvariantCulture),
+            ["data_position"] = dataPosition.ToString(CultureInfo.InvariantCulture),
+            ["seed"] = cfg.Seed.ToString(CultureInfo.InvariantCulture),
+            ["skipped"] = skipped.ToString(CultureInfo.InvariantCulture),
+            ["model_config"] = trainer.Model.Config.ToJson(),
+            ["train_config"] = cfg.ToJson(),
+            [ClipModel.ConfigMetadataKey] = trainer.Model.Config.ToJson(),
+        };
+        if (!double.IsNaN(best)) meta["best"] = best.ToString("R", CultureInfo.InvariantCulture);
+        return Store.Save(trainer.StepCount, sd, meta);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() { }
+}

@@ -118,11 +118,13 @@ internal sealed class EvalCommon
         if (r.GetValue(Bf16)) model.UseBFloat16Weights();
         var tokenizer = VocabularyLocator.Load(r.GetValue(Vocab), modelPath);
         string? cacheDir = r.GetValue(NoCache) ? null : r.GetValue(CacheDir) ?? DefaultCacheDir();
-        var outDir = r.GetValue(Output)!;
-        Directory.CreateDirectory(outDir);
-        void Log(string line) { if (!quiet) Console.Error.WriteLine(line); }
+        var outDir = r.GetValue(Output)!; // created by the report writers, so `clip predict` leaves no empty folder
+        Status = quiet ? _ => { } : line => Console.Error.WriteLine(line);
+        void Log(string line) => Status(line);
 
         bool live = !quiet && !Console.IsErrorRedirected;
+        _live = live;
+        _results.Clear();
         if (!live)
         {
             var progress = quiet ? null : new PlainProgress();
@@ -131,6 +133,7 @@ internal sealed class EvalCommon
         }
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         int code = 0;
+        Status = line => console.WriteLine(line); // printed above the live progress bar instead of through it
         console.Progress()
             .AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn(), new RemainingTimeColumn())
@@ -139,6 +142,8 @@ internal sealed class EvalCommon
                 var ev = new Evaluator(model, tokenizer, Settings(modelPath, cacheDir, batch, workers, zeroShot, new LiveProgress(ctx), Log, r));
                 code = work(ev, outDir);
             });
+        foreach (var line in _results) Console.WriteLine(line);
+        _results.Clear();
         return code;
     }
 
@@ -166,10 +171,23 @@ internal sealed class EvalCommon
     {
         var md = Path.Combine(outDir, stem + ".md");
         File.WriteAllText(md, markdown);
-        if (!quiet) Console.Error.WriteLine($"wrote {Path.Combine(outDir, stem + ".json")} and {md}");
+        if (!quiet) Status($"wrote {Path.Combine(outDir, stem + ".json")} and {md}");
     }
 
     public bool IsQuiet(ParseResult r) => r.GetValue(Quiet);
+
+    static readonly List<string> _results = [];
+    static bool _live;
+
+    /// <summary>Prints a result line on stdout — after the live progress display has finished, so the two do not interleave.</summary>
+    public static void Result(string line)
+    {
+        if (_live) _results.Add(line);
+        else Console.WriteLine(line);
+    }
+
+    /// <summary>Where status lines go: stderr, or above the live progress display while it runs.</summary>
+    public static Action<string> Status { get; private set; } = line => Console.Error.WriteLine(line);
 
     /// <summary>A Spectre.Console task per feature extraction: images/s in the description, ETA in its own column.</summary>
     sealed class LiveProgress(ProgressContext ctx) : IProgress<ExtractionProgress>

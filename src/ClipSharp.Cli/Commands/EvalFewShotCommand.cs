@@ -43,7 +43,7 @@ internal static class EvalFewShotCommand
                 EvalReports.WriteJson(Path.Combine(outDir, "few_shot.json"), "few-shot", r.GetValue(common.Model),
                     new { train = r.GetValue(train), test = r.GetValue(test), k = ks, seeds = n, val_fraction = vf, c = r.GetValue(c), templates = tpl }, result);
                 EvalCommon.Done(outDir, "few_shot", EvalReports.Markdown(result, r.GetValue(common.Model), png), common.IsQuiet(r));
-                Console.WriteLine(FormattableString.Invariant($"zero-shot {100 * result.ZeroShotTop1:0.00}%; ") +
+                EvalCommon.Result(FormattableString.Invariant($"zero-shot {100 * result.ZeroShotTop1:0.00}%; ") +
                     string.Join("  ", result.Points.Select(p => FormattableString.Invariant($"{p.K}-shot {100 * p.Mean:0.00}%"))));
                 return 0;
             });

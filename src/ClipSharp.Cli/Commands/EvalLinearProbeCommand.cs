@@ -35,7 +35,7 @@ internal static class EvalLinearProbeCommand
                 EvalReports.WriteJson(Path.Combine(outDir, "linear_probe.json"), "linear-probe", r.GetValue(common.Model),
                     new { train = r.GetValue(train), test = r.GetValue(test), val = r.GetValue(val), val_fraction = vf, seed = r.GetValue(seed), c = r.GetValue(c) }, result);
                 EvalCommon.Done(outDir, "linear_probe", EvalReports.Markdown(result, r.GetValue(common.Model)), common.IsQuiet(r));
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"test top-1 {100 * result.Probe.Test.Top1:0.00}%  C = {result.Probe.BestC:G4}"));
+                EvalCommon.Result(string.Create(CultureInfo.InvariantCulture, $"test top-1 {100 * result.Probe.Test.Top1:0.00}%  C = {result.Probe.BestC:G4}"));
                 return 0;
             });
         });

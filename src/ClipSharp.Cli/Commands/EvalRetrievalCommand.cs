@@ -26,7 +26,7 @@ internal static class EvalRetrievalCommand
                 EvalReports.WriteJson(Path.Combine(outDir, "retrieval.json"), "retrieval", r.GetValue(common.Model), new { data = path, recall_at = kList }, result);
                 EvalCommon.Done(outDir, "retrieval", EvalReports.Markdown(result, r.GetValue(common.Model)), common.IsQuiet(r));
                 var m = result.Metrics;
-                Console.WriteLine(FormattableString.Invariant($"image→text R@{kList[0]} {100 * m.ImageToText.RecallAtK[kList[0]]:0.00}%  text→image R@{kList[0]} {100 * m.TextToImage.RecallAtK[kList[0]]:0.00}%  ({result.Dataset.Images} images, {result.Texts} captions)"));
+                EvalCommon.Result(FormattableString.Invariant($"image→text R@{kList[0]} {100 * m.ImageToText.RecallAtK[kList[0]]:0.00}%  text→image R@{kList[0]} {100 * m.TextToImage.RecallAtK[kList[0]]:0.00}%  ({result.Dataset.Images} images, {result.Texts} captions)"));
                 return 0;
             });
         });

@@ -47,7 +47,7 @@ internal static class EvalRobustnessCommand
                     new { domains = paths, domain_names = names, test_fraction = tf, seed = r.GetValue(seed), c = r.GetValue(c), templates = tpl }, result);
                 EvalCommon.Done(outDir, "robustness", EvalReports.Markdown(result, r.GetValue(common.Model), png), common.IsQuiet(r));
                 foreach (var d in result.Domains)
-                    Console.WriteLine(FormattableString.Invariant($"{d.Name}: zero-shot {100 * d.ZeroShotTop1:0.00}%  probe {100 * d.ProbeTop1:0.00}%"));
+                    EvalCommon.Result(FormattableString.Invariant($"{d.Name}: zero-shot {100 * d.ZeroShotTop1:0.00}%  probe {100 * d.ProbeTop1:0.00}%"));
                 return 0;
             });
         });

@@ -29,7 +29,7 @@ internal static class EvalZeroShotCommand
                 EvalReports.WriteJson(Path.Combine(outDir, "zeroshot.json"), "zeroshot", r.GetValue(common.Model),
                     new { data = r.GetValue(data), templates = tpl, class_names = names ?? ds.ClassNames }, result);
                 EvalCommon.Done(outDir, "zeroshot", EvalReports.Markdown(result, r.GetValue(common.Model), png), common.IsQuiet(r));
-                Console.WriteLine(FormattableString.Invariant($"top-1 {100 * result.Metrics.Top1:0.00}%  top-5 {100 * result.Metrics.Top5:0.00}%  mean per-class recall {100 * result.Metrics.MeanPerClassRecall:0.00}%  ({result.Dataset.Images} images, {result.Dataset.SkippedCount} skipped)"));
+                EvalCommon.Result(FormattableString.Invariant($"top-1 {100 * result.Metrics.Top1:0.00}%  top-5 {100 * result.Metrics.Top5:0.00}%  mean per-class recall {100 * result.Metrics.MeanPerClassRecall:0.00}%  ({result.Dataset.Images} images, {result.Dataset.SkippedCount} skipped)"));
                 return 0;
             });
         });

@@ -52,14 +52,14 @@ internal static class PredictCommand
                     sb.Append('\n');
                 }
                 var path = r.GetValue(csv);
-                if (path is null) Console.Write(sb.ToString());
+                if (path is null) EvalCommon.Result(sb.ToString().TrimEnd('\n'));
                 else
                 {
                     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
                     File.WriteAllText(path, sb.ToString());
-                    if (!common.IsQuiet(r)) Console.Error.WriteLine($"wrote {preds.Count} predictions to {path}");
+                    if (!common.IsQuiet(r)) EvalCommon.Status($"wrote {preds.Count} predictions to {path}");
                 }
-                foreach (var s in summary.Skipped) Console.Error.WriteLine($"skipped {s.Id}: {s.Reason}");
+
                 return 0;
             });
         });

@@ -154,7 +154,7 @@ public sealed class Evaluator
     {
         ArgumentNullException.ThrowIfNull(data);
         var items = data.Images().ToList();
-        var (f, summary) = Encode(description ?? data.Source, items.Select(ImageInput.From).ToList(), data.Skipped.Items);
+        var (f, summary) = Encode(description ?? FullSource(data.Source), items.Select(ImageInput.From).ToList(), data.Skipped.Items);
         var labels = f.SourceIndex.Select(i => items[i].Label).ToArray();
         return (f, labels, summary);
     }
@@ -197,7 +197,7 @@ public sealed class Evaluator
     {
         ArgumentNullException.ThrowIfNull(data);
         var samples = data.Pairs().ToList();
-        var (f, summary) = Encode(data.Source, samples.Select(ImageInput.From).ToList(), data.Skipped.Items);
+        var (f, summary) = Encode(FullSource(data.Source), samples.Select(ImageInput.From).ToList(), data.Skipped.Items);
         var texts = new List<string>();
         var textToImage = new List<int>();
         for (int row = 0; row < f.Count; row++)
@@ -220,8 +220,8 @@ public sealed class Evaluator
         ArgumentNullException.ThrowIfNull(train);
         ArgumentNullException.ThrowIfNull(test);
         CheckSameClasses(train, test);
-        var (trF, trY, trS) = EncodeLabeled(train, train.Source + "#train");
-        var (teF, teY, teS) = EncodeLabeled(test, test.Source + "#test");
+        var (trF, trY, trS) = EncodeLabeled(train, FullSource(train.Source) + "#train");
+        var (teF, teY, teS) = EncodeLabeled(test, FullSource(test.Source) + "#test");
         using var scope = NewDisposeScope();
         ImageFeatures fitF, valF;
         int[] fitY, valY;
@@ -231,7 +231,7 @@ public sealed class Evaluator
         {
             CheckSameClasses(train, validation);
             ImageFeatures vf; int[] vy;
-            (vf, vy, vaS) = EncodeLabeled(validation, validation.Source + "#val");
+            (vf, vy, vaS) = EncodeLabeled(validation, FullSource(validation.Source) + "#val");
             (fitF, fitY, valF, valY) = (trF, trY, vf, vy);
             from = "validation dataset";
         }
@@ -244,6 +244,9 @@ public sealed class Evaluator
         var result = Evaluation.LinearProbe.Run(fitF.ToTensor(), fitY, valF.ToTensor(), valY, teF.ToTensor(), teY, train.ClassNames, Options.Probe, fixedC);
         return new LinearProbeEvaluation(trS, vaS, teS, from, result);
     }
+
+    /// <summary>The absolute path of an existing file or folder (so the cache slot does not depend on the working directory), else the text as given.</summary>
+    static string FullSource(string source) => File.Exists(source) || Directory.Exists(source) ? Path.GetFullPath(source) : source;
 
     static void CheckSameClasses(ILabeledImageDataset a, ILabeledImageDataset b)
     {
@@ -260,8 +263,8 @@ public sealed class Evaluator
         ArgumentNullException.ThrowIfNull(seeds);
         CheckSameClasses(train, test);
         var names = CheckNames(train, classNames);
-        var (trF, trY, trS) = EncodeLabeled(train, train.Source + "#train");
-        var (teF, teY, teS) = EncodeLabeled(test, test.Source + "#test");
+        var (trF, trY, trS) = EncodeLabeled(train, FullSource(train.Source) + "#train");
+        var (teF, teY, teS) = EncodeLabeled(test, FullSource(test.Source) + "#test");
         double zs;
         using (var clf = Classifier(names, templates)) zs = Score(clf, teF, teY).Top1;
         var points = new List<FewShotPoint>();
@@ -318,7 +321,7 @@ public sealed class Evaluator
         foreach (var d in domains.Skip(1)) CheckSameClasses(first, d.Data);
         var names = CheckNames(first, classNames);
         using var clf = Classifier(names, templates);
-        var encoded = domains.Select(d => (d.Name, Enc: EncodeLabeled(d.Data, d.Data.Source + "#domain"))).ToList();
+        var encoded = domains.Select(d => (d.Name, Enc: EncodeLabeled(d.Data, FullSource(d.Data.Source) + "#domain"))).ToList();
 
         var (f0, y0, s0) = encoded[0].Enc;
         var (trainIdx, testIdx) = Evaluation.LinearProbe.StratifiedSplit(y0, testFraction, seed);

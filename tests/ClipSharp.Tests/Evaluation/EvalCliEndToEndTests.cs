@@ -94,6 +94,17 @@ public class EvalCliEndToEndTests
         Assert.Equal(Fraction(d1.GetProperty("zero_shot_top1")) - Fraction(d1.GetProperty("probe_top1")), d1.GetProperty("gap").GetDouble(), 9);
         Assert.True(File.Exists(tmp["out/robustness.png"]));
 
+        // WebDataset shards with .cls labels and the class names from a file.
+        TestData.Tar(tmp["shard-0.tar"], TestData.Colours.SelectMany((c, i) => new[]
+        {
+            ($"{c.Name}0.png", TestData.Png(c.R, c.G, c.B, seed: 7 + i)), ($"{c.Name}0.cls", TestData.Utf8(i.ToString())),
+        }).Append(("orphan.txt", TestData.Utf8("caption without image"))));
+        File.WriteAllLines(tmp["names.txt"], ["red", "green", "blue"]);
+        var wds = Run(tmp, "zeroshot.json", "eval", "zeroshot", "--data", tmp["shard-{0..0}.tar"], "--classnames", tmp["names.txt"], "--templates", "simple").GetProperty("result");
+        Assert.Equal(3, wds.GetProperty("dataset").GetProperty("images").GetInt32());
+        Assert.Equal(1, wds.GetProperty("dataset").GetProperty("skipped_count").GetInt32());
+        Assert.Equal("red", wds.GetProperty("metrics").GetProperty("per_class")[0].GetProperty("name").GetString());
+
         int code = ClipSharp.Cli.Program.Main(["predict", tmp["a/red"], tmp["a/green"], "--classnames", "cifar10", "--templates", "simple", "-k", "3", "--csv", tmp["out/pred.csv"], .. Common(tmp)]);
         Assert.Equal(0, code);
         var lines = File.ReadAllLines(tmp["out/pred.csv"]);

@@ -164,16 +164,24 @@ public sealed class Transformer : nn.Module<Tensor, Tensor>
     /// <summary>Called with the output of each block (index, tensor); used to capture intermediates.</summary>
     public Action<int, Tensor>? BlockProbe { get; set; }
 
+    /// <summary>
+    /// Runs one block in place of <c>block.forward(x)</c> while autograd is recording (null: plain forward).
+    /// Gradient checkpointing sets it to a function that keeps only the block's input and recomputes the block's
+    /// activations in the backward pass.
+    /// </summary>
+    public Func<ResidualAttentionBlock, Tensor, Tensor>? BlockRunner { get; set; }
+
     /// <summary>x: [N, L, D]. Each block runs in its own dispose scope, so only the current activations stay alive.</summary>
     public override Tensor forward(Tensor x)
     {
         var current = x;
+        var runner = torch.is_grad_enabled() ? BlockRunner : null;
         for (int i = 0; i < resblocks.Count; i++)
         {
             Tensor next;
             using (var scope = NewDisposeScope())
             {
-                next = resblocks[i].forward(current).MoveToOuterDisposeScope();
+                next = (runner is null ? resblocks[i].forward(current) : runner(resblocks[i], current)).MoveToOuterDisposeScope();
             }
             if (!ReferenceEquals(current, x)) current.Dispose();
             current = next;

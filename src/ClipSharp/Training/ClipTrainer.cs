@@ -29,6 +29,9 @@ public sealed record TrainerOptions
     /// <summary>Micro-batch size for feature-caching accumulation (null: the whole batch at once).</summary>
     public int? MicroBatchSize { get; init; }
 
+    /// <summary>Arithmetic of forward and backward (bf16: see <see cref="MixedPrecision"/>).</summary>
+    public TrainPrecision Precision { get; init; } = TrainPrecision.Fp32;
+
     /// <summary>Builds the options from a training config for a model of the given architecture.</summary>
     public static TrainerOptions From(TrainConfig cfg, ClipConfig arch)
     {
@@ -42,6 +45,7 @@ public sealed record TrainerOptions
             Schedule = new CosineSchedule(cfg.Optimizer.Lr, cfg.Schedule.WarmupSteps, cfg.Schedule.Steps, cfg.Schedule.MinLr),
             GradClip = cfg.Optimizer.GradClip,
             MicroBatchSize = cfg.Data.MicroBatchSize,
+            Precision = cfg.Model.Precision,
         };
     }
 }
@@ -63,6 +67,7 @@ public sealed record StepResult(long Step, double Loss, double Lr, double GradNo
 public sealed class ClipTrainer : IDisposable
 {
     private readonly Parameter? logitBias;
+    private readonly MixedPrecision? mixed;
 
     /// <summary>Creates a trainer for <paramref name="model"/> (whose frozen parameters must already have requires_grad off).</summary>
     public ClipTrainer(ClipModel model, TrainerOptions options)
@@ -71,6 +76,7 @@ public sealed class ClipTrainer : IDisposable
         Options = options;
         if (options.Loss == LossKind.Sigmoid)
             logitBias = new Parameter(torch.tensor((float)options.InitLogitBias));
+        if (options.Precision == TrainPrecision.Bf16) mixed = new MixedPrecision(model);
         Optimizer = new ClipAdamW(NamedParameters(), options.AdamW);
     }
 
@@ -82,6 +88,12 @@ public sealed class ClipTrainer : IDisposable
 
     /// <summary>The optimiser.</summary>
     public ClipAdamW Optimizer { get; }
+
+    /// <summary>The bf16 compute copy of the model (null in fp32 training).</summary>
+    public MixedPrecision? Mixed => mixed;
+
+    /// <summary>The model that runs forward and backward: the bf16 compute copy, or <see cref="Model"/> itself.</summary>
+    private ClipModel Net => mixed?.Compute ?? Model;
 
     /// <summary>The sigmoid loss's learnable bias (null for InfoNCE).</summary>
     public Parameter? LogitBias => logitBias;
@@ -99,8 +111,8 @@ public sealed class ClipTrainer : IDisposable
     /// <summary>The configured loss on unnormalised features (scalar, differentiable).</summary>
     public Tensor Loss(Tensor imageFeatures, Tensor textFeatures) => Options.Loss switch
     {
-        LossKind.Sigmoid => ContrastiveLoss.Sigmoid(imageFeatures, textFeatures, Model.LogitScale, logitBias!),
-        _ => ContrastiveLoss.Symmetric(imageFeatures, textFeatures, Model.LogitScale),
+        LossKind.Sigmoid => ContrastiveLoss.Sigmoid(imageFeatures, textFeatures, Net.LogitScale, logitBias!),
+        _ => ContrastiveLoss.Symmetric(imageFeatures, textFeatures, Net.LogitScale),
     };
 
     private bool ImageTrainable => Model.Visual.parameters().Any(p => p.requires_grad);
@@ -116,6 +128,15 @@ public sealed class ClipTrainer : IDisposable
     /// <returns>The loss value.</returns>
     public double LossAndBackward(Tensor pixels, Tensor inputIds, int? microBatchSize = null)
     {
+        if (mixed is null) return LossAndBackwardOn(Model, pixels, inputIds, microBatchSize);
+        mixed.Sync();
+        double loss = LossAndBackwardOn(mixed.Compute, pixels, inputIds, microBatchSize);
+        mixed.GradientsToMasters();
+        return loss;
+    }
+
+    private double LossAndBackwardOn(ClipModel net, Tensor pixels, Tensor inputIds, int? microBatchSize)
+    {
         using var scope = NewDisposeScope();
         long n = pixels.shape[0];
         if (inputIds.shape[0] != n) throw new ArgumentException($"batch mismatch: {n} images, {inputIds.shape[0]} texts");
@@ -125,8 +146,8 @@ public sealed class ClipTrainer : IDisposable
         if (m >= n)
         {
             Tensor imageFeatures, textFeatures;
-            using (torch.set_grad_enabled(img)) imageFeatures = Model.EncodeImage(pixels);
-            using (torch.set_grad_enabled(txt)) textFeatures = Model.EncodeText(inputIds);
+            using (torch.set_grad_enabled(img)) imageFeatures = net.EncodeImage(pixels);
+            using (torch.set_grad_enabled(txt)) textFeatures = net.EncodeText(inputIds);
             var loss = Loss(imageFeatures, textFeatures);
             loss.backward();
             return loss.item<float>();
@@ -141,8 +162,8 @@ public sealed class ClipTrainer : IDisposable
             for (long i = 0; i < k; i++)
             {
                 using var inner = NewDisposeScope();
-                imgs.Add(Model.EncodeImage(pixels.narrow(0, i * m, m)).MoveToOuterDisposeScope());
-                txts.Add(Model.EncodeText(inputIds.narrow(0, i * m, m)).MoveToOuterDisposeScope());
+                imgs.Add(net.EncodeImage(pixels.narrow(0, i * m, m)).MoveToOuterDisposeScope());
+                txts.Add(net.EncodeText(inputIds.narrow(0, i * m, m)).MoveToOuterDisposeScope());
             }
             allImg = torch.cat(imgs, 0);
             allTxt = torch.cat(txts, 0);
@@ -158,12 +179,12 @@ public sealed class ClipTrainer : IDisposable
             using var inner = NewDisposeScope();
             if (img)
             {
-                var f = Model.EncodeImage(pixels.narrow(0, i * m, m));
+                var f = net.EncodeImage(pixels.narrow(0, i * m, m));
                 (f * allImg.grad!.narrow(0, i * m, m)).sum().backward();
             }
             if (txt)
             {
-                var f = Model.EncodeText(inputIds.narrow(0, i * m, m));
+                var f = net.EncodeText(inputIds.narrow(0, i * m, m));
                 (f * allTxt.grad!.narrow(0, i * m, m)).sum().backward();
             }
         }
@@ -221,6 +242,7 @@ public sealed class ClipTrainer : IDisposable
     public void Dispose()
     {
         Optimizer.Dispose();
+        mixed?.Dispose();
         logitBias?.Dispose();
     }
 }

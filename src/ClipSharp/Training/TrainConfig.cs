@@ -151,6 +151,9 @@ public sealed record ModelSection
     /// <summary>Recompute transformer activations in the backward pass instead of storing them.</summary>
     public bool GradCheckpointing { get; init; }
 
+    /// <summary>Training arithmetic: "fp32", or "bf16" (bfloat16 matrix products with float32 master weights, optimiser state, norms and loss; ViT only).</summary>
+    public TrainPrecision Precision { get; init; } = TrainPrecision.Fp32;
+
     /// <summary>Resolves the architecture (inline config, then name).</summary>
     public ClipConfig? Resolve()
     {

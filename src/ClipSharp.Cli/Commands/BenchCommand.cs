@@ -62,16 +62,23 @@ internal static class BenchCommand
         var anchor = new Option<string?>("--anchor") { Description = "Path of torch_anchor.py (default ../shared/bench/torch_anchor.py from the repository root)." };
         var bpe = new Option<string?>("--bpe") { Description = "bpe_simple_vocab_16e6.txt.gz for the tokenizer rows (default ../shared/golden/ from the repository root)." };
         var images = new Option<int>("--zeroshot-images") { Description = "JPEG files per zero-shot run.", DefaultValueFactory = _ => 128 };
+        var fromJson = new Option<string?>("--from-json") { Description = "Do not measure: regenerate --markdown (and its plot) from a JSON file an earlier run wrote." };
         var child = new Option<string?>("--child") { Description = "Internal: measure one row in this process and print it as JSON.", Hidden = true };
 
         var cmd = new Command("bench", "Measure ClipSharp against the PyTorch baseline (torch_anchor.py) on the CLIP workloads; write JSON, Markdown and a plot.");
-        foreach (var o in new Option[] { only, runs, warmup, baseline, json, markdown, threads, interop, alloc, grad, anchor, bpe, images, child }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { only, runs, warmup, baseline, json, markdown, threads, interop, alloc, grad, anchor, bpe, images, fromJson, child }) cmd.Options.Add(o);
         cmd.SetAction(r =>
         {
             var s = new Settings(r.GetValue(runs), r.GetValue(warmup), r.GetValue(threads), r.GetValue(interop), r.GetValue(alloc)!,
                 r.GetValue(grad)!, r.GetValue(images), r.GetValue(bpe), r.GetValue(anchor));
             if (s.Runs < 1 || s.Warmup < 0 || s.Threads < 1) throw new CliException("--runs must be ≥ 1, --warmup ≥ 0, --threads ≥ 1");
             if (r.GetValue(child) is { } id) return RunChild(id, s);
+            if (r.GetValue(fromJson) is { } saved)
+            {
+                var md = r.GetValue(markdown) ?? throw new CliException("--from-json needs --markdown");
+                WriteOutputs(JsonNode.Parse(File.ReadAllText(saved))!.AsObject(), null, md);
+                return 0;
+            }
             return RunParent(s, r.GetValue(only), r.GetValue(baseline) == "auto", r.GetValue(json), r.GetValue(markdown));
         });
         return cmd;
@@ -197,6 +204,12 @@ internal static class BenchCommand
         var unique = new JsonArray(results.GroupBy(e => e!["row"]!.GetValue<string>()).Select(g => g.First()!.DeepClone()).ToArray());
         report["rows"] = unique;
         report["load_after"] = LoadString();
+        WriteOutputs(report, jsonPath, markdownPath);
+        return 0;
+    }
+
+    private static void WriteOutputs(JsonObject report, string? jsonPath, string? markdownPath)
+    {
         if (jsonPath is not null)
         {
             File.WriteAllText(jsonPath, report.ToJsonString(Indented));
@@ -210,7 +223,6 @@ internal static class BenchCommand
             BenchReport.WriteMarkdown(report, markdownPath, Path.GetFileName(png));
             Console.WriteLine($"wrote {markdownPath} and {png}");
         }
-        return 0;
     }
 
     private static void PrintRow(JsonObject e)
@@ -442,7 +454,7 @@ internal static class BenchReport
         string text = File.Exists(path) ? File.ReadAllText(path) : "# Benchmarks\n\n" + BenchCommand.Markers.Begin + "\n" + EndMarker() + "\n";
         int i = text.IndexOf(BenchCommand.Markers.Begin, StringComparison.Ordinal), j = text.IndexOf(EndMarker(), StringComparison.Ordinal);
         text = i >= 0 && j > i
-            ? text[..i] + generated.TrimEnd('\n') + text[(j + EndMarker().Length)..]
+            ? text[..i] + generated.TrimEnd('\n') + (j + EndMarker().Length < text.Length ? text[(j + EndMarker().Length)..] : "\n")
             : text.TrimEnd('\n') + "\n\n" + generated;
         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         File.WriteAllText(path, text);
@@ -469,7 +481,7 @@ internal static class BenchReport
                 FillColor = bf16 ? ScottPlot.Colors.DarkOrange : ScottPlot.Colors.SteelBlue,
                 Label = value.Value.ToString("F2", CultureInfo.InvariantCulture),
             });
-            ticks.Add(new ScottPlot.Tick(x, Label(id).Replace(" · ", "\n", StringComparison.Ordinal) + (id.StartsWith("zeroshot-files", StringComparison.Ordinal) ? "\n(÷ model-only)" : "")));
+            ticks.Add(new ScottPlot.Tick(x, Label(id) + (id.StartsWith("zeroshot-files", StringComparison.Ordinal) ? " ÷ model-only" : "")));
             x++;
         }
         if (bars.Count == 0) bars.Add(new ScottPlot.Bar { Position = 0, Value = 0 });
@@ -480,10 +492,11 @@ internal static class BenchReport
         target.LegendText = "target 1.1× (0.9× for files ÷ model-only)";
         plt.Add.HorizontalLine(1.0).Color = ScottPlot.Colors.Gray;
         plt.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericManual(ticks.ToArray());
-        plt.Axes.Bottom.TickLabelStyle.Rotation = 60;
+        plt.Axes.Bottom.TickLabelStyle.Rotation = 45;
         plt.Axes.Bottom.TickLabelStyle.Alignment = ScottPlot.Alignment.MiddleLeft;
         plt.Axes.Bottom.MinimumSize = 230;
         plt.Axes.Margins(bottom: 0);
+        plt.Legend.Alignment = ScottPlot.Alignment.UpperRight;
         plt.Title($"ClipSharp ÷ PyTorch {report["versions"]!["pytorch_baseline"]} throughput (blue fp32, orange bf16) — {report["date"]}");
         plt.YLabel("ratio");
         plt.SavePng(pngPath, Math.Max(900, 70 * bars.Count + 200), 720);

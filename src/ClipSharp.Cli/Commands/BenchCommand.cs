@@ -139,6 +139,8 @@ internal static class BenchCommand
             ["peak_rss"] = MachineLoad.PeakRssBytes(), ["setup_seconds"] = setupSeconds,
         };
         if (workload.FlopPerRun > 0)
+            result["gflop_per_unit"] = workload.FlopPerRun / workload.UnitsPerRun / 1e9;
+        if (workload.FlopPerRun > 0)
             result["gflops_median"] = workload.FlopPerRun / Timings.Median(timings.Seconds) / 1e9;
         Console.WriteLine(RowPrefix + result.ToJsonString());
         return 0;
@@ -444,6 +446,9 @@ internal static class BenchReport
             if (D(r, "ratio") is { } ratio && !id.StartsWith("gemm", StringComparison.Ordinal)) notes.Add(ratio >= 1.1 ? "meets 1.1×" : "below 1.1×");
             if (EndToEndRatio(rows, id) is { } e2e) notes.Add(string.Format(inv, "{0:F2}× of model-only ({1})", e2e, e2e >= 0.9 ? "meets 0.9×" : "below 0.9×"));
             if (p is null && id.StartsWith("vit-b16", StringComparison.Ordinal)) notes.Add("no baseline workload in torch_anchor.py");
+            if (p is not null && id.StartsWith("rn50", StringComparison.Ordinal) && D(p, "gflops_median") is { } pg && gf is not null)
+                notes.Add(string.Format(inv, "baseline is torchvision resnet50 ({0:F1} GFLOP/img vs CLIP RN50 {1:F1}); GFLOP/s ratio {2:F2}×",
+                    pg / D(p, "median"), D(c, "gflop_per_unit"), gf / pg));
             sb.AppendLine(inv, $"| {Label(id)} | {Rate(c)} | {(p is null ? "—" : Rate(p))} | {(D(r, "ratio") is { } rr ? rr.ToString("F2", inv) + "×" : "—")} | {gfs} | {rss} | {other} | {string.Join("; ", notes)} |");
         }
         sb.AppendLine();

@@ -7,6 +7,13 @@ internal static class CommandRegistry
 {
     public static IEnumerable<Command> All()
     {
+        yield return InfoCommand.Create();
+        yield return TokenizeCommand.Create();
+        yield return PreprocessCommand.Create();
+        yield return EncodeCommand.Create();
+        yield return SimilarityCommand.Create();
+        yield return ConvertCommand.Create();
+        yield return DataCommand.Create();
         yield return BenchCommand.Create();
     }
 }

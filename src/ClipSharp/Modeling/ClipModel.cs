@@ -22,7 +22,11 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
     private readonly ClipLayerNorm ln_final;
 
     /// <summary>Builds a model with the reference random initialisation (float32, CPU).</summary>
-    public ClipModel(ClipConfig config) : base("CLIP")
+    public ClipModel(ClipConfig config) : this(config, initialize: true) { }
+
+    /// <summary>Builds a model; with <paramref name="initialize"/> false the reference initialisation is skipped
+    /// (for models whose weights are loaded right after).</summary>
+    public ClipModel(ClipConfig config, bool initialize) : base("CLIP")
     {
         config.Validate();
         Config = config;
@@ -38,7 +42,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         text_projection = nn.Parameter(torch.empty(config.TransformerWidth, config.EmbedDim));
         logit_scale = nn.Parameter(torch.tensor(MathF.Log(1 / 0.07f)));
         RegisterComponents();
-        InitializeParameters();
+        if (initialize) InitializeParameters();
         transformer.BlockProbe = (i, t) => Probe?.Invoke($"transformer.resblocks.{i}.out", t);
     }
 

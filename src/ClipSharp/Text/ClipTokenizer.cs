@@ -125,15 +125,20 @@ public sealed class ClipTokenizer
         using (var reader = new StreamReader(gz, new UTF8Encoding(false, true)))
             content = reader.ReadToEnd();
 
-        const int mergeCount = 49152 - 256 - 2;
         var lines = content.Split('\n');
+        // The reference file: 48,894 merges are used (the file holds more lines, which are ignored).
+        // A vocabulary trained by BpeTrainer declares its own count in the header.
+        int mergeCount = 49152 - 256 - 2;
+        if (lines[0].StartsWith(BpeTrainer.HeaderPrefix, StringComparison.Ordinal) &&
+            !int.TryParse(lines[0].AsSpan(BpeTrainer.HeaderPrefix.Length).Trim(), out mergeCount))
+            throw new InvalidDataException($"{path}: malformed header '{lines[0].Trim()}'.");
         if (lines.Length < mergeCount + 1)
             throw new InvalidDataException($"{path}: expected at least {mergeCount + 1} lines, found {lines.Length}.");
         var merges = new List<(string, string)>(mergeCount);
         for (int i = 1; i <= mergeCount; i++) merges.Add(SplitMerge(lines[i], path, i));
 
         var (_, chars) = ByteToUnicode();
-        var vocab = new List<string>(49408);
+        var vocab = new List<string>(mergeCount + 514);
         vocab.AddRange(chars.Select(c => c.ToString()));
         vocab.AddRange(chars.Select(c => c + "</w>"));
         vocab.AddRange(merges.Select(m => m.Item1 + m.Item2));

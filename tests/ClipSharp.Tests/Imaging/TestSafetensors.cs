@@ -1,33 +1,24 @@
-using System.Buffers.Binary;
-using System.Text.Json;
+using ClipSharp.Checkpoints;
+using static TorchSharp.torch;
 
 namespace ClipSharp.Tests.Imaging;
 
-/// <summary>
-/// Minimal safetensors reader for the imaging tests only (8-byte LE header length, JSON header, raw bytes).
-/// To be replaced by the library reader once it exists.
-/// </summary>
+/// <summary>Golden safetensors files for the imaging tests, read once through the library reader and cached.</summary>
 internal sealed class TestSafetensors
 {
-    internal sealed record Entry(string DType, long[] Shape, long Begin, long End);
+    internal sealed record Entry(string DType, long[] Shape);
 
-    readonly byte[] bytes;
-    readonly long dataStart;
+    readonly StateDict tensors;
 
     public Dictionary<string, Entry> Entries { get; } = new(StringComparer.Ordinal);
 
-    TestSafetensors(byte[] bytes)
+    TestSafetensors(string path)
     {
-        this.bytes = bytes;
-        long n = (long)BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        dataStart = 8 + n;
-        using var doc = JsonDocument.Parse(bytes.AsMemory(8, (int)n));
-        foreach (var p in doc.RootElement.EnumerateObject())
+        tensors = SafeTensors.Load(path);
+        foreach (var key in tensors.Keys)
         {
-            if (p.Name == "__metadata__") continue;
-            var shape = p.Value.GetProperty("shape").EnumerateArray().Select(e => e.GetInt64()).ToArray();
-            var off = p.Value.GetProperty("data_offsets").EnumerateArray().Select(e => e.GetInt64()).ToArray();
-            Entries[p.Name] = new Entry(p.Value.GetProperty("dtype").GetString()!, shape, off[0], off[1]);
+            var t = tensors[key];
+            Entries[key] = new Entry(t.dtype switch { ScalarType.Byte => "U8", ScalarType.Float32 => "F32", ScalarType.Int64 => "I64", var d => d.ToString() }, t.shape);
         }
     }
 
@@ -37,8 +28,7 @@ internal sealed class TestSafetensors
     {
         lock (Cache)
         {
-            if (!Cache.TryGetValue(path, out var f))
-                Cache[path] = f = new TestSafetensors(File.ReadAllBytes(path));
+            if (!Cache.TryGetValue(path, out var f)) Cache[path] = f = new TestSafetensors(path);
             return f;
         }
     }
@@ -47,18 +37,13 @@ internal sealed class TestSafetensors
 
     public byte[] U8(string name)
     {
-        var e = Get(name);
-        Assert.Equal("U8", e.DType);
-        return bytes.AsSpan((int)(dataStart + e.Begin), (int)(e.End - e.Begin)).ToArray();
+        Assert.Equal("U8", Get(name).DType);
+        lock (tensors) return tensors[name].data<byte>().ToArray();
     }
 
     public float[] F32(string name)
     {
-        var e = Get(name);
-        Assert.Equal("F32", e.DType);
-        var span = bytes.AsSpan((int)(dataStart + e.Begin), (int)(e.End - e.Begin));
-        var o = new float[span.Length / 4];
-        for (int i = 0; i < o.Length; i++) o[i] = BinaryPrimitives.ReadSingleLittleEndian(span[(4 * i)..]);
-        return o;
+        Assert.Equal("F32", Get(name).DType);
+        lock (tensors) return tensors[name].data<float>().ToArray();
     }
 }

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using ClipSharp.Checkpoints;
+using ClipSharp.Modeling;
+using ClipSharp.Text;
+using static TorchSharp.torch;
+
+namespace ClipSharp.Cli.Commands;
+
+/// <summary>Options and helpers shared by several commands.</summary>
+internal static class Common
+{
+    public static Option<string> ModelOption(bool required = true) => new("--model", "-m")
+    {
+        Description = "Checkpoint: .safetensors, PyTorch .pt/.bin, OpenAI TorchScript .pt, or a Hugging Face folder",
+        Required = required,
+    };
+
+    public static Option<string?> ConfigOption() => new("--config")
+    {
+        Description = "Architecture JSON (reference constructor names); needed when head counts differ from width/64",
+    };
+
+    public static Option<string?> VocabOption() => new("--vocab")
+    {
+        Description = $"BPE vocabulary ({VocabularyLocator.BpeFileName} or a Hugging Face vocab.json); default: ${VocabularyLocator.EnvironmentVariable}, the checkpoint's folder, ~/.cache/clipsharp",
+    };
+
+    public static ClipModel LoadModel(string path, string? config)
+    {
+        if (!File.Exists(path) && !Directory.Exists(path)) throw new CliException($"checkpoint not found: {path}");
+        if (config is not null && !File.Exists(config)) throw new CliException($"config not found: {config}");
+        return ClipModel.Load(path, config);
+    }
+
+    public static void RequireFiles(IEnumerable<string> paths)
+    {
+        foreach (var p in paths)
+            if (!File.Exists(p)) throw new CliException($"file not found: {p}");
+    }
+
+    /// <summary>Reads one tensor from a safetensors file: the named one, the only one, or all [C,H,W] tensors stacked in file order.</summary>
+    public static Tensor ReadTensor(string path, string preferredName, bool stackImages)
+    {
+        if (!File.Exists(path)) throw new CliException($"file not found: {path}");
+        using var sd = SafeTensors.Load(path);
+        if (sd.TryGetValue(preferredName, out var named)) return named.clone();
+        if (sd.Count == 1) return sd.Keys.Select(k => sd[k]).First().clone();
+        if (stackImages && sd.Keys.All(k => sd[k].dim() == 3))
+            return stack(sd.Keys.Select(k => sd[k]).ToArray());
+        throw new CliException($"{path}: expected a tensor named '{preferredName}' or a single tensor, found {string.Join(", ", sd.Keys)}");
+    }
+}

@@ -1,0 +1,53 @@
+using System.CommandLine;
+using ClipSharp.Checkpoints;
+using ClipSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ClipSharp.Cli.Commands;
+
+/// <summary><c>clip encode</c>: image and/or text embeddings (unnormalised) and logits to a safetensors file.</summary>
+internal static class EncodeCommand
+{
+    public static Command Create()
+    {
+        var model = Common.ModelOption();
+        var config = Common.ConfigOption();
+        var vocab = Common.VocabOption();
+        var images = new Option<string[]>("--images") { Description = "Image files", AllowMultipleArgumentsPerToken = true };
+        var pixels = new Option<string?>("--pixel-values") { Description = "safetensors with preprocessed pixels ('pixel_values' [N,3,R,R], or [3,R,R] tensors as written by clip preprocess)" };
+        var texts = new Option<string[]>("--texts") { Description = "Texts", AllowMultipleArgumentsPerToken = true };
+        var ids = new Option<string?>("--input-ids") { Description = "safetensors with token ids ('input_ids' [N,77])" };
+        var output = new Option<string>("--output", "-o") { Description = "Output safetensors: image_embeds, text_embeds, logits_per_image", Required = true };
+        var cmd = new Command("encode", "Embed images and texts with a CLIP checkpoint") { model, config, vocab, images, pixels, texts, ids, output };
+        cmd.SetAction(r =>
+        {
+            var imageFiles = r.GetValue(images) ?? [];
+            var textList = r.GetValue(texts) ?? [];
+            var pixelFile = r.GetValue(pixels);
+            var idsFile = r.GetValue(ids);
+            if (imageFiles.Length > 0 && pixelFile is not null) throw new CliException("give either --images or --pixel-values, not both");
+            if (textList.Length > 0 && idsFile is not null) throw new CliException("give either --texts or --input-ids, not both");
+            if (imageFiles.Length == 0 && pixelFile is null && textList.Length == 0 && idsFile is null)
+                throw new CliException("nothing to encode: give --images/--pixel-values and/or --texts/--input-ids");
+            Common.RequireFiles(imageFiles);
+
+            using var m = Common.LoadModel(r.GetValue(model)!, r.GetValue(config));
+            using var scope = NewDisposeScope();
+            using var _ = torch.inference_mode();
+            using var result = new StateDict();
+            Tensor? img = null, txt = null;
+            if (imageFiles.Length > 0) img = m.EncodeImages(imageFiles);
+            else if (pixelFile is not null) img = m.EncodeImage(Common.ReadTensor(pixelFile, "pixel_values", stackImages: true));
+            if (textList.Length > 0) txt = m.EncodeTexts(textList, VocabularyLocator.Load(r.GetValue(vocab), r.GetValue(model)));
+            else if (idsFile is not null) txt = m.EncodeText(Common.ReadTensor(idsFile, "input_ids", stackImages: false));
+            if (img is not null) result.Add("image_embeds", img.clone());
+            if (txt is not null) result.Add("text_embeds", txt.clone());
+            if (img is not null && txt is not null) result.Add("logits_per_image", m.Logits(img, txt).LogitsPerImage.clone());
+            SafeTensors.Save(r.GetValue(output)!, result);
+            Console.Error.WriteLine($"wrote {string.Join(", ", result.Keys.Select(k => $"{k} [{string.Join(",", result[k].shape)}]"))} to {r.GetValue(output)}");
+            return 0;
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,67 @@
+using System.CommandLine;
+using ClipSharp.Checkpoints;
+using ClipSharp.Modeling;
+
+namespace ClipSharp.Cli.Commands;
+
+/// <summary><c>clip info CKPT</c>: format, architecture, parameter counts and stored dtypes of a checkpoint.</summary>
+internal static class InfoCommand
+{
+    public static Command Create()
+    {
+        var path = new Argument<string>("checkpoint") { Description = "Checkpoint file or Hugging Face folder" };
+        var config = Common.ConfigOption();
+        var cmd = new Command("info", "Show a checkpoint's format, architecture, parameter counts and dtypes") { path, config };
+        cmd.SetAction(r =>
+        {
+            var file = r.GetValue(path)!;
+            if (!File.Exists(file) && !Directory.Exists(file)) throw new CliException($"checkpoint not found: {file}");
+            using var ckpt = CheckpointLoader.Load(file, upcastToFloat32: false);
+            var cfgPath = r.GetValue(config) ?? ClipModel.SiblingConfigPath(file);
+            string source;
+            ClipConfig cfg;
+            if (cfgPath is not null) { cfg = ClipConfig.FromJsonFile(cfgPath); source = cfgPath; }
+            else if (ckpt.Metadata.TryGetValue(ClipModel.ConfigMetadataKey, out var json)) { cfg = ClipConfig.FromJson(json); source = "checkpoint metadata"; }
+            else if (ckpt.Config is not null) { cfg = ckpt.Config; source = "Hugging Face config.json"; }
+            else { cfg = ArchitectureInference.Infer(ckpt.State); source = "inferred from tensor shapes (reference build_model rules)"; }
+
+            long total = 0, visual = 0, text = 0, buffers = 0;
+            var dtypes = new SortedDictionary<string, (int Count, long Elements)>();
+            foreach (var (key, t) in ckpt.State)
+            {
+                long n = t.numel();
+                var d = t.dtype.ToString();
+                dtypes[d] = dtypes.TryGetValue(d, out var v) ? (v.Count + 1, v.Elements + n) : (1, n);
+                if (key.Contains("running_") || key.EndsWith("num_batches_tracked")) { buffers += n; continue; }
+                total += n;
+                if (key.StartsWith("visual.")) visual += n;
+                else if (key != "logit_scale") text += n;
+            }
+            var tower = cfg.IsVit
+                ? $"ViT: {cfg.VisionLayers[0]} layers, width {cfg.VisionWidth}, {cfg.EffectiveVisionHeads} heads, patch {cfg.VisionPatchSize}"
+                : $"ModifiedResNet: stages [{string.Join(", ", cfg.VisionLayers)}], width {cfg.VisionWidth}, attention pool {cfg.EffectiveVisionHeads} heads";
+            Console.WriteLine($"file:          {file}");
+            Console.WriteLine($"format:        {ckpt.Format}");
+            Console.WriteLine($"architecture:  {Describe(cfg)} ({source})");
+            Console.WriteLine($"image tower:   {tower}, input {cfg.ImageResolution}px");
+            Console.WriteLine($"text tower:    {cfg.TransformerLayers} layers, width {cfg.TransformerWidth}, {cfg.TransformerHeads} heads, context {cfg.ContextLength}, vocab {cfg.VocabSize}");
+            Console.WriteLine($"embedding:     {cfg.EmbedDim}");
+            Console.WriteLine($"parameters:    {total:N0} (image {visual:N0}, text {text:N0}, logit_scale 1); buffers {buffers:N0}");
+            Console.WriteLine($"tensors:       {ckpt.State.Count}");
+            foreach (var (d, (count, elements)) in dtypes) Console.WriteLine($"  {d,-10} {count,5} tensors {elements,15:N0} elements");
+            if (ckpt.State.TryGetValue("logit_scale", out var ls))
+                Console.WriteLine($"logit_scale:   {ls.to(TorchSharp.torch.ScalarType.Float32).item<float>():F4} (scale {Math.Exp(ls.to(TorchSharp.torch.ScalarType.Float32).item<float>()):F2})");
+            foreach (var (k, v) in ckpt.ScalarBuffers) Console.WriteLine($"extra scalar:  {k} = {v}");
+            foreach (var note in ckpt.Notes) Console.WriteLine($"note:          {note}");
+            return 0;
+        });
+        return cmd;
+    }
+
+    static string Describe(ClipConfig cfg)
+    {
+        foreach (var name in NamedArchitectures.Names)
+            if (NamedArchitectures.Get(name).Equals(cfg)) return name;
+        return "custom";
+    }
+}

@@ -1,0 +1,155 @@
+using ClipSharp.Checkpoints;
+using ClipSharp.Imaging;
+using ClipSharp.Text;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace ClipSharp.Modeling;
+
+public sealed partial class ClipModel
+{
+    /// <summary>Metadata key under which <see cref="Save"/> stores the model's <see cref="ClipConfig"/> JSON.</summary>
+    public const string ConfigMetadataKey = "clipsharp.config";
+
+    /// <summary>
+    /// Loads a checkpoint in any supported format (safetensors, PyTorch zip, OpenAI TorchScript, Hugging Face
+    /// CLIPModel) and returns the model in eval mode, float32. The architecture comes from, in order:
+    /// <paramref name="configPath"/>; a config stored in the checkpoint (ClipSharp metadata or a Hugging Face
+    /// config.json); a sibling file <c>NAME.config.json</c>; inference from the tensor shapes as the reference
+    /// <c>build_model</c> does (which assumes 64-wide attention heads).
+    /// </summary>
+    public static ClipModel Load(string path, string? configPath = null)
+    {
+        using var checkpoint = CheckpointLoader.Load(path);
+        var config = ResolveConfig(checkpoint, configPath);
+        var model = new ClipModel(config, initialize: false);
+        try
+        {
+            model.LoadWeights(checkpoint.State, path);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+        model.eval();
+        return model;
+    }
+
+    private static ClipConfig ResolveConfig(LoadedCheckpoint checkpoint, string? configPath)
+    {
+        if (configPath is not null) return ClipConfig.FromJsonFile(configPath);
+        if (checkpoint.Metadata.TryGetValue(ConfigMetadataKey, out var json)) return ClipConfig.FromJson(json, checkpoint.Path + " metadata");
+        if (checkpoint.Config is not null) return checkpoint.Config;
+        var sibling = SiblingConfigPath(checkpoint.Path);
+        if (sibling is not null) return ClipConfig.FromJsonFile(sibling);
+        return ArchitectureInference.Infer(checkpoint.State);
+    }
+
+    /// <summary>NAME.config.json next to NAME.ext (or NAME.jit.pt), if it exists.</summary>
+    public static string? SiblingConfigPath(string checkpointPath)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(checkpointPath))!;
+        var stem = Path.GetFileNameWithoutExtension(checkpointPath);
+        foreach (var candidate in new[] { stem, Path.GetFileNameWithoutExtension(stem) })
+        {
+            var p = Path.Combine(dir, candidate + ".config.json");
+            if (File.Exists(p)) return p;
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// The weights in the OpenAI/OpenCLIP layout (keys as the reference state_dict). The tensors share storage
+    /// with the model; disposing the returned dictionary does not affect the model.
+    /// </summary>
+    public StateDict ExportStateDict()
+    {
+        var sd = new StateDict();
+        foreach (var (key, tensor) in state_dict()) sd.Add(key, tensor.detach());
+        return sd;
+    }
+
+    /// <summary>Saves the weights as safetensors in the OpenAI/OpenCLIP layout, with the config in the metadata.
+    /// The file is written to a temporary name and renamed, so an interrupted save never leaves a partial file.</summary>
+    public void Save(string path, IReadOnlyDictionary<string, string>? metadata = null)
+    {
+        using var sd = ExportStateDict();
+        var meta = new Dictionary<string, string>(metadata ?? new Dictionary<string, string>())
+        {
+            [ConfigMetadataKey] = Config.ToJson(),
+            ["format"] = "pt",
+        };
+        SafeTensors.Save(path, sd, meta);
+    }
+
+    /// <summary>A preprocessor for this model's input resolution with the CLIP mean/std.</summary>
+    public ClipImagePreprocessor CreatePreprocessor() => new(visual.InputResolution);
+
+    /// <summary>
+    /// Embeds image files: decodes and preprocesses each batch in parallel, runs the image tower without
+    /// autograd, and returns float32 features [N, embed_dim] (unnormalised, like the reference encode_image).
+    /// A file that cannot be decoded throws <see cref="ImageDecodeException"/> naming it.
+    /// </summary>
+    public Tensor EncodeImages(IReadOnlyList<string> imagePaths, int batchSize = 32, ClipImagePreprocessor? preprocessor = null)
+    {
+        preprocessor ??= CreatePreprocessor();
+        var parts = new List<Tensor>();
+        using var scope = NewDisposeScope();
+        using var _ = torch.inference_mode();
+        for (int start = 0; start < imagePaths.Count; start += batchSize)
+        {
+            var batch = imagePaths.Skip(start).Take(batchSize).ToList();
+            using var inner = NewDisposeScope();
+            var pixels = preprocessor.ProcessBatch(batch);
+            parts.Add(EncodeImage(pixels).MoveToOuterDisposeScope());
+        }
+        var result = parts.Count == 0 ? torch.empty(0, Config.EmbedDim) : torch.cat(parts, 0);
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Embeds texts: tokenizes (truncating over-long texts by default, as the reference clip.tokenize(truncate=True)),
+    /// runs the text tower without autograd, and returns float32 features [N, embed_dim] (unnormalised).
+    /// </summary>
+    public Tensor EncodeTexts(IReadOnlyList<string> texts, ClipTokenizer tokenizer, bool truncate = true, int batchSize = 256)
+    {
+        var parts = new List<Tensor>();
+        using var scope = NewDisposeScope();
+        using var _ = torch.inference_mode();
+        for (int start = 0; start < texts.Count; start += batchSize)
+        {
+            var batch = texts.Skip(start).Take(batchSize).ToList();
+            using var inner = NewDisposeScope();
+            var ids = tokenizer.ToTensor(batch, Config.ContextLength, truncate);
+            parts.Add(EncodeText(ids).MoveToOuterDisposeScope());
+        }
+        var result = parts.Count == 0 ? torch.empty(0, Config.EmbedDim) : torch.cat(parts, 0);
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Softmax over texts of the scaled similarities, one row per image (the reference README example).</summary>
+    public float[,] Probabilities(Tensor imageFeatures, Tensor textFeatures)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = torch.inference_mode();
+        var (perImage, _) = Logits(imageFeatures, textFeatures);
+        var probs = perImage.softmax(-1);
+        var result = new float[probs.shape[0], probs.shape[1]];
+        var flat = probs.contiguous().data<float>().ToArray();
+        Buffer.BlockCopy(flat, 0, result, 0, flat.Length * sizeof(float));
+        return result;
+    }
+
+    /// <summary>Parameter counts per tower, for reports.</summary>
+    public (long Total, long Visual, long Text) ParameterCounts()
+    {
+        long total = 0, vis = 0;
+        foreach (var (name, p) in named_parameters())
+        {
+            total += p.numel();
+            if (name.StartsWith("visual.", StringComparison.Ordinal)) vis += p.numel();
+        }
+        return (total, vis, total - vis - 1);
+    }
+}

@@ -426,9 +426,12 @@ internal static class BenchReport
         sb.AppendLine();
         sb.Append(inv, $"Settings: {s["runs"]} timed runs after {s["warmup"]} warm-up, median (min–max); {s["threads"]} intra-op threads on both sides, ClipSharp inter-op {s["interop"]}; allocator **{s["allocator"]}** on both sides; ClipSharp inference under `{s["grad_mode"]}`; baseline: {s["baseline"]}. ");
         sb.Append(inv, $"Load average (1/5/15 min) before: {report["load_before"]}, after: {report["load_after"]}. ");
-        sb.AppendLine("Ratio = ClipSharp median / PyTorch median of the same precision (target ≥ 1.1). \"other CPUs\" = CPU time used by other processes during the timed runs, in CPUs; rows above 0.1 on either side are marked *noisy*.");
+        sb.AppendLine("Ratio = ClipSharp median / PyTorch median of the same precision (target ≥ 1.1). \"other CPUs\" = CPU time used by other processes during the timed runs, in CPUs, and the 1-minute load average when ClipSharp's row ended; rows above 0.1 CPUs on either side are marked *noisy*.");
+        int noisy = rows.Count(r => r!["clipsharp"]?["noisy"]?.GetValue<bool>() == true || r!["pytorch"]?["noisy"]?.GetValue<bool>() == true);
+        if (noisy > 0)
+            sb.AppendLine().AppendLine(inv, $"**Noisy run: {noisy} of {rows.Count} rows ran while other processes used more than 0.1 CPUs** — ratios from this run are indicative only; re-run `bench/run.sh` when the load average is below ~1.5.");
         sb.AppendLine();
-        sb.AppendLine("| row | ClipSharp | PyTorch | ratio | GFLOP/s (% of GEMM ceiling) | peak RSS MB ClipSharp / PyTorch | other CPUs ClipSharp / PyTorch | note |");
+        sb.AppendLine("| row | ClipSharp | PyTorch | ratio | GFLOP/s (% of GEMM ceiling) | peak RSS MB ClipSharp / PyTorch | other CPUs ClipSharp / PyTorch (1-min load average) | note |");
         sb.AppendLine("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         foreach (var r in rows)
         {
@@ -440,7 +443,7 @@ internal static class BenchReport
             double? gf = D(c, "gflops_median"), ceil = Ceiling(rows, prec);
             string gfs = gf is null ? "—" : ceil is null || id.StartsWith("gemm", StringComparison.Ordinal) ? string.Format(inv, "{0:F1}", gf) : string.Format(inv, "{0:F1} ({1:P0})", gf, gf / ceil);
             string rss = string.Format(inv, "{0:N0} / {1}", D(c, "peak_rss") / 1048576, p is null ? "—" : string.Format(inv, "{0:N0}", D(p, "peak_rss") / 1048576));
-            string other = string.Format(inv, "{0:F2} / {1}", D(c, "other_cpus"), p is null ? "—" : string.Format(inv, "{0:F2}", D(p, "other_cpus")));
+            string other = string.Format(inv, "{0:F2} / {1} (load {2:F1})", D(c, "other_cpus"), p is null ? "—" : string.Format(inv, "{0:F2}", D(p, "other_cpus")), D(c, "load1"));
             var notes = new List<string>();
             if (c["noisy"]?.GetValue<bool>() == true || p?["noisy"]?.GetValue<bool>() == true) notes.Add("*noisy*");
             if (D(r, "ratio") is { } ratio && !id.StartsWith("gemm", StringComparison.Ordinal)) notes.Add(ratio >= 1.1 ? "meets 1.1×" : "below 1.1×");

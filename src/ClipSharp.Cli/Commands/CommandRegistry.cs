@@ -20,5 +20,6 @@ internal static class CommandRegistry
         yield return TrainCommand.Create();
         yield return PlotCommand.Create();
         yield return DebugCommand.Create();
+        yield return BenchCommand.Create();
     }
 }

@@ -1,0 +1,218 @@
+using ClipSharp.Modeling;
+using ClipSharp.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace ClipSharp.Benchmarks;
+
+/// <summary>The workloads ClipSharp can measure on its own (random weights, synthetic inputs).</summary>
+public sealed class BuiltInWorkloadProvider : IBenchmarkWorkloadProvider
+{
+    /// <summary>The small CLIP of the training benchmark: ViT patch 8 on 64 px, width 256, 6 layers, 4 heads; text 256/6/4; embed 256.</summary>
+    public static ClipConfig SmallClip { get; } = new(256, 64, [6], 256, 8, 77, 49408, 256, 4, 6) { VisionHeadsOverride = 4 };
+
+    /// <inheritdoc />
+    public IBenchmarkWorkload? TryCreate(BenchmarkRow row, BenchmarkOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(row);
+        ArgumentNullException.ThrowIfNull(options);
+        return row.Workload switch
+        {
+            "gemm" => new GemmWorkload(row.Batch, row.BFloat16),
+            "vit-b32" => new ImageEncodeWorkload(NamedArchitectures.Get("ViT-B/32"), row.Batch, row.BFloat16, options.GradMode),
+            "vit-b16" => new ImageEncodeWorkload(NamedArchitectures.Get("ViT-B/16"), row.Batch, row.BFloat16, options.GradMode),
+            "rn50" => new ImageEncodeWorkload(NamedArchitectures.Get("RN50"), row.Batch, row.BFloat16, options.GradMode),
+            "text" => new TextEncodeWorkload(NamedArchitectures.Get("ViT-B/32"), row.Batch, row.BFloat16, options.GradMode),
+            "train" => new TrainStepWorkload(SmallClip, row.Batch, row.BFloat16),
+            "zeroshot-files" => new ZeroShotWorkload(NamedArchitectures.Get("ViT-B/32"), row.Batch, row.BFloat16, options, fromFiles: true),
+            "zeroshot-model" => new ZeroShotWorkload(NamedArchitectures.Get("ViT-B/32"), row.Batch, row.BFloat16, options, fromFiles: false),
+            _ => null,
+        };
+    }
+
+    /// <summary>
+    /// A model with only one real tower: the other one shrunk to a single narrow layer, so memory and set-up time
+    /// reflect the tower being measured (as the baseline's stand-alone torchvision / text models do).
+    /// </summary>
+    internal static ClipModel BuildOneTower(ClipConfig full, bool image, bool bf16)
+    {
+        var c = image
+            ? full with { TransformerWidth = 64, TransformerHeads = 1, TransformerLayers = 1 }
+            : full with { VisionLayers = [1], VisionWidth = 64, VisionPatchSize = 32, ImageResolution = 32, VisionHeadsOverride = 1 };
+        var model = new ClipModel(c);
+        model.eval();
+        if (bf16) model.UseBFloat16Weights();
+        return model;
+    }
+
+    internal static IDisposable GradScope(GradMode mode) => mode switch
+    {
+        GradMode.NoGrad => torch.no_grad(),
+        GradMode.Inference => torch.inference_mode(),
+        _ => torch.enable_grad(),
+    };
+}
+
+/// <summary>2048³ matrix product through torch.mm: the compute ceiling the model rows are compared with.</summary>
+internal sealed class GemmWorkload : IBenchmarkWorkload
+{
+    private readonly Tensor a, b;
+
+    public GemmWorkload(int n, bool bf16)
+    {
+        var dtype = bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
+        a = torch.randn(n, n).to(dtype);
+        b = torch.randn(n, n).to(dtype);
+        FlopPerRun = 2.0 * n * n * n;
+    }
+
+    public string Implementation => "torch.mm";
+    public double UnitsPerRun => 1;
+    public string Unit => "mm/s";
+    public double FlopPerRun { get; }
+    public void Run() => torch.mm(a, b).Dispose();
+    public void Dispose() { a.Dispose(); b.Dispose(); }
+}
+
+/// <summary>ClipModel.EncodeImage on a random batch.</summary>
+internal sealed class ImageEncodeWorkload : IBenchmarkWorkload
+{
+    private readonly ClipModel model;
+    private readonly Tensor pixels;
+    private readonly GradMode grad;
+
+    public ImageEncodeWorkload(ClipConfig config, int batch, bool bf16, GradMode grad)
+    {
+        this.grad = grad;
+        model = BuiltInWorkloadProvider.BuildOneTower(config, image: true, bf16);
+        pixels = torch.randn(batch, 3, config.ImageResolution, config.ImageResolution);
+        UnitsPerRun = batch;
+        FlopPerRun = batch * FlopCounts.ImageTower(config);
+    }
+
+    public string Implementation => $"ClipModel.EncodeImage, {grad}";
+    public double UnitsPerRun { get; }
+    public string Unit => "img/s";
+    public double FlopPerRun { get; }
+
+    public void Run()
+    {
+        using var g = BuiltInWorkloadProvider.GradScope(grad);
+        using var scope = NewDisposeScope();
+        model.EncodeImage(pixels);
+    }
+
+    public void Dispose() { model.Dispose(); pixels.Dispose(); }
+}
+
+/// <summary>ClipModel.EncodeText on random token ids with the EOT token at position 20.</summary>
+internal sealed class TextEncodeWorkload : IBenchmarkWorkload
+{
+    private readonly ClipModel model;
+    private readonly Tensor ids;
+    private readonly GradMode grad;
+
+    public TextEncodeWorkload(ClipConfig config, int batch, bool bf16, GradMode grad)
+    {
+        this.grad = grad;
+        model = BuiltInWorkloadProvider.BuildOneTower(config, image: false, bf16);
+        ids = torch.randint(1, 49407, [batch, config.ContextLength], dtype: ScalarType.Int64);
+        ids[TensorIndex.Colon, 20] = torch.tensor(49407L);
+        UnitsPerRun = batch;
+        FlopPerRun = batch * FlopCounts.TextTower(config);
+    }
+
+    public string Implementation => $"ClipModel.EncodeText, {grad}";
+    public double UnitsPerRun { get; }
+    public string Unit => "txt/s";
+    public double FlopPerRun { get; }
+
+    public void Run()
+    {
+        using var g = BuiltInWorkloadProvider.GradScope(grad);
+        using var scope = NewDisposeScope();
+        model.EncodeText(ids);
+    }
+
+    public void Dispose() { model.Dispose(); ids.Dispose(); }
+}
+
+/// <summary>
+/// One optimisation step of the small CLIP: forward both towers, symmetric contrastive loss, backward, AdamW
+/// (lr 5e-4, wd 0.2, betas 0.9/0.98, eps 1e-6). bf16 keeps float32 master weights and optimizer state: a bf16 copy
+/// of the model (LayerNorm and logit_scale stay float32) runs forward and backward, its gradients are upcast onto
+/// the master parameters and AdamW steps those; the copy is refreshed from the masters each step.
+/// </summary>
+internal sealed class TrainStepWorkload : IBenchmarkWorkload
+{
+    private readonly ClipModel master;
+    private readonly ClipModel? working;
+    private readonly (Parameter Master, Parameter Working)[] pairs;
+    private readonly torch.optim.Optimizer optimizer;
+    private readonly Tensor pixels, ids;
+
+    public TrainStepWorkload(ClipConfig config, int batch, bool bf16)
+    {
+        torch.manual_seed(0);
+        master = new ClipModel(config);
+        master.train();
+        if (bf16)
+        {
+            working = new ClipModel(config);
+            working.train();
+            working.UseBFloat16Weights();
+            var w = working.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+            pairs = master.named_parameters().Select(p => (p.parameter, w[p.name])).ToArray();
+        }
+        else pairs = [];
+        optimizer = torch.optim.AdamW(master.parameters(), lr: 5e-4, beta1: 0.9, beta2: 0.98, eps: 1e-6, weight_decay: 0.2);
+        pixels = torch.randn(batch, 3, config.ImageResolution, config.ImageResolution);
+        ids = torch.randint(1, 49407, [batch, config.ContextLength], dtype: ScalarType.Int64);
+        var eot = torch.randint(5, config.ContextLength, [batch], dtype: ScalarType.Int64);
+        ids.index_put_(torch.tensor(49407L), torch.arange(batch), eot);
+        eot.Dispose();
+        UnitsPerRun = batch;
+        FlopPerRun = batch * FlopCounts.TrainSample(config, batch);
+    }
+
+    public string Implementation => working is null
+        ? "minimal loop: EncodeImage+EncodeText, ContrastiveLoss.Symmetric, backward, AdamW"
+        : "minimal loop, bf16 working copy + fp32 master weights/AdamW state";
+    public double UnitsPerRun { get; }
+    public string Unit => "samples/s";
+    public double FlopPerRun { get; }
+
+    public void Run()
+    {
+        using var scope = NewDisposeScope();
+        var model = working ?? master;
+        if (working is not null)
+        {
+            using var ng = torch.no_grad();
+            foreach (var (m, w) in pairs) w.copy_(m);
+        }
+        optimizer.zero_grad();
+        model.zero_grad();
+        var loss = ContrastiveLoss.Symmetric(model.EncodeImage(pixels), model.EncodeText(ids), model.LogitScale);
+        loss.backward();
+        if (working is not null)
+            foreach (var (m, w) in pairs)
+            {
+                if (w.grad is not { } g) continue;
+                if (m.grad is { } mg) mg.copy_(g);
+                else m.grad = g.to(ScalarType.Float32).DetachFromDisposeScope();
+            }
+        optimizer.step();
+    }
+
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        master.Dispose();
+        working?.Dispose();
+        pixels.Dispose();
+        ids.Dispose();
+    }
+}

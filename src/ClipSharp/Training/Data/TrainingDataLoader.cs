@@ -152,11 +152,14 @@ public sealed class TrainingDataLoader : IDisposable
 
     private (float[]?, int[]?, string?) Load((int Source, int Index, long Position) pick)
     {
-        ImageTextSample sample = sources[pick.Source].Samples[pick.Index];
+        var source = sources[pick.Source];
+        ImageTextSample sample = source.Samples[pick.Index];
         var rng = new Random((int)(MixPlan.Hash((ulong)(uint)options.Seed, 0xA11C, (ulong)pick.Position) & 0x7FFFFFFF));
         try
         {
-            var image = sample.ImageBytes is not null
+            var image = source.ReadImage is not null && sample.ImageBytes is null && sample.ImagePath is null
+                ? ImageDecoder.Decode(source.ReadImage(sample), sample.Id)
+                : sample.ImageBytes is not null
                 ? ImageDecoder.Decode(sample.ImageBytes, sample.Id)
                 : ImageDecoder.Decode(sample.ImagePath ?? throw new InvalidDataException("sample has no image"));
             var px = new float[augmentation.OutputLength];

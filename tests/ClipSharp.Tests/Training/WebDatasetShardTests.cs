@@ -41,7 +41,7 @@ public class WebDatasetShardTests : IDisposable
     [Theory]
     [InlineData(1, 4)]   // fewer shards than workers
     [InlineData(3, 2)]
-    public void ShardsAreIndexedAndDecodedByAllWorkersWithoutHanging(int shards, int workers)
+    public async Task ShardsAreIndexedAndDecodedByAllWorkersWithoutHanging(int shards, int workers)
     {
         var source = PairSource.Open(new SourceSection { Type = SourceKind.Webdataset, Path = WriteShards(shards) }, root);
         Assert.Equal(SyntheticShapes.Count, source.Samples.Count);
@@ -58,7 +58,7 @@ public class WebDatasetShardTests : IDisposable
                 Assert.Equal(0, b.Skipped);
             }
         });
-        Assert.True(run.Wait(TimeSpan.FromSeconds(60)), "loader hung");
+        await run.WaitAsync(TimeSpan.FromSeconds(60)); // TimeoutException: the loader hung
     }
 
     [Fact]

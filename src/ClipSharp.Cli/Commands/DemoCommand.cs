@@ -38,7 +38,7 @@ internal static class DemoCommand
     {
         var output = new Option<string>("--output", "-o") { Description = "Run folder", DefaultValueFactory = _ => "runs/demo" };
         var cache = new Option<string?>("--cache") { Description = "Corpus cache folder (default: $CLIPSHARP_CACHE, else .cache/demo-corpus in the repository)" };
-        var steps = new Option<int>("--steps") { Description = "Training steps (batch 128)", DefaultValueFactory = _ => 1200 };
+        var steps = new Option<int>("--steps") { Description = "Training steps (batch 128)", DefaultValueFactory = _ => 600 };
         var merges = new Option<int>("--bpe-merges") { Description = "BPE merges learned from the training captions", DefaultValueFactory = _ => 4000 };
         var retrain = new Option<bool>("--retrain") { Description = "Train again even if the run folder holds finished weights" };
         var cmd = new Command("demo", "Build the demo corpus, train a small CLIP from scratch on it, and evaluate it zero-shot") { output, cache, steps, merges, retrain };

@@ -137,7 +137,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         using var scope = NewDisposeScope();
         var ids = inputIds.to(ScalarType.Int64);
         long len = ids.shape[1];
-        var x = token_embedding.forward(ids) + positional_embedding.narrow(0, 0, len).to(ComputeType);
+        var x = token_embedding.forward(ids).add(positional_embedding.narrow(0, 0, len).to(ComputeType), TorchScalars.One);
         Probe?.Invoke("text.embed.out", x);
         x = transformer.forward(x);
         x = ln_final.forward(x);

@@ -18,8 +18,9 @@ public sealed class QuickGelu : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        using var s = torch.sigmoid(x * 1.702);
-        return x * s;
+        using var scaled = x.mul(TorchScalars.QuickGelu);
+        using var s = torch.sigmoid(scaled);
+        return x.mul(s);
     }
 }
 
@@ -133,8 +134,8 @@ public sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = x + attn.forward(ln_1.forward(x));
-        return (h + mlp.forward(ln_2.forward(h))).MoveToOuterDisposeScope();
+        var h = x.add(attn.forward(ln_1.forward(x)), TorchScalars.One);
+        return h.add(mlp.forward(ln_2.forward(h)), TorchScalars.One).MoveToOuterDisposeScope();
     }
 }
 

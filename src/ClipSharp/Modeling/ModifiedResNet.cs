@@ -66,7 +66,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
         if (stride > 1) o = F.avg_pool2d(o, stride);
         o = f3.Forward(o, training);
         var identity = fd is null ? x : fd.Forward(stride > 1 ? F.avg_pool2d(x, stride) : x, training);
-        return F.relu(o + identity).MoveToOuterDisposeScope();
+        return F.relu(o.add(identity, TorchScalars.One)).MoveToOuterDisposeScope();
     }
 }
 
@@ -102,7 +102,7 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
         long n = x.shape[0], c = x.shape[1];
         var tokens = x.flatten(2).permute(0, 2, 1);                      // [N, HW, C]
         tokens = torch.cat([tokens.mean([1], keepdim: true), tokens], 1); // [N, HW+1, C]
-        tokens = tokens + positional_embedding.to(tokens.dtype);
+        tokens = tokens.add(positional_embedding.to(tokens.dtype), TorchScalars.One);
         long l = tokens.shape[1], hd = c / heads;
         var q = q_proj.forward(tokens.narrow(1, 0, 1)).view(n, 1, heads, hd).transpose(1, 2);
         var k = k_proj.forward(tokens).view(n, l, heads, hd).transpose(1, 2);

@@ -53,7 +53,7 @@ public sealed class VisionTransformer : ImageTower
         long n = x.shape[0], w = x.shape[1];
         x = x.reshape(n, w, -1).permute(0, 2, 1);            // [N, g², W]
         var cls = class_embedding.to(x.dtype).expand(n, 1, w);
-        x = torch.cat([cls, x], dim: 1) + positional_embedding.to(x.dtype);
+        x = torch.cat([cls, x], dim: 1).add(positional_embedding.to(x.dtype), TorchScalars.One);
         x = ln_pre.forward(x);
         Report("visual.ln_pre.out", x);
         x = transformer.forward(x);

@@ -66,6 +66,10 @@ public sealed class ClipAdamW : IDisposable
         double b1 = Settings.Beta1, b2 = Settings.Beta2;
         double bc1 = 1 - Math.Pow(b1, StepCount);
         double bc2Sqrt = Math.Sqrt(1 - Math.Pow(b2, StepCount));
+        // Scalars held in locals that are disposed after the loop stay reachable for every native call (see TorchScalars).
+        using Scalar decay = (1 - lr * Settings.WeightDecay).ToScalar(), beta1 = b1.ToScalar(), oneMinusBeta1 = (1 - b1).ToScalar(),
+            beta2 = b2.ToScalar(), oneMinusBeta2 = (1 - b2).ToScalar(), bias2 = bc2Sqrt.ToScalar(), eps = Settings.Eps.ToScalar(),
+            stepSize = (-lr / bc1).ToScalar();
         foreach (var s in slots)
         {
             var g = s.P.grad;
@@ -75,11 +79,11 @@ public sealed class ClipAdamW : IDisposable
                 s.M = torch.zeros_like(s.P).DetachFromDisposeScope();
                 s.V = torch.zeros_like(s.P).DetachFromDisposeScope();
             }
-            if (s.Decay && Settings.WeightDecay != 0) s.P.mul_(1 - lr * Settings.WeightDecay);
-            s.M.mul_(b1).add_(g, alpha: 1 - b1);
-            s.V!.mul_(b2).addcmul_(g, g, value: 1 - b2);
-            var denom = s.V.sqrt().div_(bc2Sqrt).add_(Settings.Eps);
-            s.P.addcdiv_(s.M, denom, value: -lr / bc1);
+            if (s.Decay && Settings.WeightDecay != 0) s.P.mul_(decay);
+            s.M.mul_(beta1).add_(g, alpha: oneMinusBeta1);
+            s.V!.mul_(beta2).addcmul_(g, g, value: oneMinusBeta2);
+            var denom = s.V.sqrt().div_(bias2).add_(eps, TorchScalars.One);
+            s.P.addcdiv_(s.M, denom, value: stepSize);
         }
     }
 

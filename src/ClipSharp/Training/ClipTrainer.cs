@@ -216,7 +216,8 @@ public sealed class ClipTrainer : IDisposable
         double scale;
         using (torch.no_grad())
         {
-            Model.LogitScale.clamp_(0, Options.MaxLogitScale);
+            using Scalar low = 0.0.ToScalar(), high = Options.MaxLogitScale.ToScalar();
+            Model.LogitScale.clamp_(low, high);
             scale = Math.Exp(Model.LogitScale.item<float>());
         }
         return new StepResult(Optimizer.StepCount, loss, lr, norm, scale);
@@ -232,7 +233,7 @@ public sealed class ClipTrainer : IDisposable
         double norm = torch.stack(grads.Select(g => g.norm()).ToList()).norm().item<float>();
         if (maxNorm is double max && max > 0 && norm > max)
         {
-            double factor = max / (norm + 1e-6);
+            using Scalar factor = (max / (norm + 1e-6)).ToScalar();
             foreach (var g in grads) g.mul_(factor);
         }
         return norm;

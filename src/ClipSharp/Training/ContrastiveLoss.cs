@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
 
@@ -18,7 +19,7 @@ public static class ContrastiveLoss
         if (logitsPerImage.dim() != 2 || logitsPerImage.shape[1] != n)
             throw new ArgumentException($"expected square logits, got [{string.Join(", ", logitsPerImage.shape)}]");
         var labels = arange(n, device: logitsPerImage.device);
-        var loss = (F.cross_entropy(logitsPerImage, labels) + F.cross_entropy(logitsPerImage.t(), labels)) / 2;
+        var loss = F.cross_entropy(logitsPerImage, labels).add(F.cross_entropy(logitsPerImage.t(), labels), TorchScalars.One).div(TorchScalars.Two);
         return loss.MoveToOuterDisposeScope();
     }
 
@@ -41,9 +42,10 @@ public static class ContrastiveLoss
         var img = F.normalize(imageFeatures, dim: 1);
         var txt = F.normalize(textFeatures, dim: 1);
         long n = img.shape[0];
-        var logits = logitScale.exp() * img.matmul(txt.t()) + logitBias;
-        var labels = 2 * eye(n, device: logits.device, dtype: logits.dtype) - 1;
-        var loss = -F.logsigmoid(labels * logits).sum() / n;
+        var logits = logitScale.exp().mul(img.matmul(txt.t())).add(logitBias, TorchScalars.One);
+        var labels = eye(n, device: logits.device, dtype: logits.dtype).mul(TorchScalars.Two).add(TorchScalars.MinusOne, TorchScalars.One);
+        using var count = ((double)n).ToScalar();
+        var loss = F.logsigmoid(labels.mul(logits)).sum().neg().div(count);
         return loss.MoveToOuterDisposeScope();
     }
 }

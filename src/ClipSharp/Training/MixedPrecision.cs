@@ -91,7 +91,7 @@ public sealed class MixedPrecision : IDisposable
             var g32 = g.to(ScalarType.Float32);
             var existing = m.grad;
             if (existing is null) m.grad = g32.detach();
-            else existing.add_(g32);
+            else existing.add_(g32, TorchScalars.One);
             c.grad = null;
         }
     }

@@ -1,0 +1,26 @@
+using TorchSharp;
+
+namespace ClipSharp;
+
+/// <summary>
+/// Scalars that stay reachable for the life of the process.
+/// TorchSharp 0.107 turns numbers into native <see cref="Scalar"/> objects implicitly (<c>a + b</c> passes alpha = 1,
+/// <c>x * 1.702</c> passes 1.702) and does not keep that object alive across the native call, so a garbage collection
+/// at the wrong moment lets the finalizer free the scalar while libtorch reads it ("Expected false to be true" from
+/// c10::Scalar::toFloat, or worse). It is rare per call but certain over a long training run. Hot paths therefore
+/// pass scalars that are rooted here, or held in a local that is disposed after its last use.
+/// </summary>
+internal static class TorchScalars
+{
+    /// <summary>1, the alpha of a plain tensor addition.</summary>
+    public static readonly Scalar One = 1.0.ToScalar();
+
+    /// <summary>2.</summary>
+    public static readonly Scalar Two = 2.0.ToScalar();
+
+    /// <summary>−1.</summary>
+    public static readonly Scalar MinusOne = (-1.0).ToScalar();
+
+    /// <summary>QuickGELU's 1.702.</summary>
+    public static readonly Scalar QuickGelu = 1.702.ToScalar();
+}

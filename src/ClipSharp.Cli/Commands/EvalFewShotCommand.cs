@@ -31,7 +31,7 @@ internal static class EvalFewShotCommand
             var tpl = EvalCommon.Templates(r, templates, classNames);
             return common.Run(r, EvalCommon.ScaleSettings(r, scale), (ev, outDir) =>
             {
-                var cols = common.Columns(r);
+                var cols = common.Columns(r, names);
                 var trainDs = EvalCommon.OpenLabeled(r.GetValue(train)!, cols);
                 var testDs = EvalCommon.OpenLabeled(r.GetValue(test)!, cols with { ClassNames = trainDs.ClassNames });
                 FewShotResult result;

@@ -33,7 +33,7 @@ internal static class EvalRobustnessCommand
             var tpl = EvalCommon.Templates(r, templates, classNames);
             return common.Run(r, EvalCommon.ScaleSettings(r, scale), (ev, outDir) =>
             {
-                var cols = common.Columns(r);
+                var cols = common.Columns(r, cn);
                 var first = EvalCommon.OpenLabeled(paths[0], cols);
                 var list = new List<(string, ILabeledImageDataset)> { (names[0], first) };
                 for (int i = 1; i < paths.Length; i++) list.Add((names[i], EvalCommon.OpenLabeled(paths[i], cols with { ClassNames = first.ClassNames })));

@@ -22,7 +22,7 @@ internal static class EvalZeroShotCommand
             var zs = EvalCommon.ScaleSettings(r, scale);
             return common.Run(r, zs, (ev, outDir) =>
             {
-                var ds = EvalCommon.OpenLabeled(r.GetValue(data)!, common.Columns(r));
+                var ds = EvalCommon.OpenLabeled(r.GetValue(data)!, common.Columns(r, names));
                 var result = ev.ZeroShot(ds, tpl, names);
                 var png = Path.Combine(outDir, "zeroshot_confusion.png");
                 Plots.ConfusionMatrix(png, result.Metrics.Confusion, names ?? ds.ClassNames, $"Zero-shot confusion (top-1 {100 * result.Metrics.Top1:0.0}%)");

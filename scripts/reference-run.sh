@@ -41,7 +41,7 @@ common=(--model "$model" --vocab "$vocab" --quiet)
 ./clip eval few-shot "${common[@]}" --train "$splits/fashion-pool.csv" --test "$splits/fashion-test.csv" --k 1,2,4,8,16 --seeds 3 \
   --classnames "$corpus/fashion-mnist-classes.txt" --templates "a {}." --templates "a drawing of a {}." --templates "a picture of a {}." \
   -o "$run/eval/fashion-few-shot"
-./clip eval robustness "${common[@]}" --classnames "$corpus/shift-classes.txt" --templates "an emoji of {}." --templates "{}" \
+./clip eval robustness "${common[@]}" --c 1000 --classnames "$corpus/shift-classes.txt" --templates "an emoji of {}." --templates "{}" \
   --domain "$splits/shift-train-artists.csv" --domain "$splits/shift-symbola.csv" --domain "$splits/shift-openmoji-black.csv" \
   --domain-name "training artists" --domain-name "Symbola" --domain-name "OpenMoji black" -o "$run/eval/shift-robustness"
 ./clip eval retrieval "${common[@]}" --data "$corpus/val.csv" -o "$run/eval/val-retrieval"

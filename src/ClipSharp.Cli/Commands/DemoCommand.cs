@@ -41,8 +41,12 @@ internal static class DemoCommand
         var steps = new Option<int>("--steps") { Description = "Training steps (batch 128)", DefaultValueFactory = _ => 600 };
         var merges = new Option<int>("--bpe-merges") { Description = "BPE merges learned from the training captions", DefaultValueFactory = _ => 4000 };
         var retrain = new Option<bool>("--retrain") { Description = "Train again even if the run folder holds finished weights" };
-        var cmd = new Command("demo", "Build the demo corpus, train a small CLIP from scratch on it, and evaluate it zero-shot") { output, cache, steps, merges, retrain };
-        cmd.SetAction(r => Run(Path.GetFullPath(r.GetValue(output)!), r.GetValue(cache), r.GetValue(steps), r.GetValue(merges), r.GetValue(retrain)));
+        var set = new Option<string[]>("--set")
+        {
+            Description = "Override a value of the training config by dotted path, e.g. --set data.augment.grayscale=0.2 (repeatable; recorded in demo-config.json)",
+        };
+        var cmd = new Command("demo", "Build the demo corpus, train a small CLIP from scratch on it, and evaluate it zero-shot") { output, cache, steps, merges, retrain, set };
+        cmd.SetAction(r => Run(Path.GetFullPath(r.GetValue(output)!), r.GetValue(cache), r.GetValue(steps), r.GetValue(merges), r.GetValue(retrain), r.GetValue(set) ?? []));
         return cmd;
     }
 
@@ -55,7 +59,7 @@ internal static class DemoCommand
 
     static void Stage(string text) => Console.Error.WriteLine($"\n== {text}");
 
-    static int Run(string runDir, string? cacheOption, int steps, int merges, bool retrain)
+    static int Run(string runDir, string? cacheOption, int steps, int merges, bool retrain, string[] overrides)
     {
         var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(runDir);
@@ -109,6 +113,15 @@ internal static class DemoCommand
                 ["eval_every"] = Math.Max(50, steps / 6), ["log_every"] = 10,
             },
         };
+        try
+        {
+            foreach (var o in overrides) ClipSharp.Training.TrainConfig.ApplyOverride(config, o, "clip demo --set");
+            ClipSharp.Training.TrainConfig.FromNode((JsonObject)config.DeepClone(), null, "clip demo --set");
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidDataException)
+        {
+            throw new CliException(e.Message);
+        }
         var configText = config.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true });
         bool sameConfig = File.Exists(configPath) && File.ReadAllText(configPath) == configText;
         if (File.Exists(final) && sameConfig && !retrain)
@@ -124,7 +137,7 @@ internal static class DemoCommand
                 foreach (var stale in new[] { "checkpoints", "plots" }) if (Directory.Exists(Path.Combine(runDir, stale))) Directory.Delete(Path.Combine(runDir, stale), true);
                 foreach (var f in new[] { final, Path.Combine(runDir, "best.safetensors"), Path.Combine(runDir, "metrics.jsonl") }) File.Delete(f);
             }
-            File.WriteAllText(configPath, configText);
+            ClipSharp.Training.AtomicFile.WriteAllText(configPath, configText);
             if (resume) Console.Error.WriteLine("resuming the interrupted run from its last checkpoint");
             Invoke(resume ? ["train", "--config", configPath, "--resume", "latest"] : ["train", "--config", configPath]);
         }
@@ -151,7 +164,7 @@ internal static class DemoCommand
         Evaluate("fashion-mnist", "Fashion-MNIST (a domain never seen)", "a {}.", "a drawing of a {}.", "a picture of a {}.");
 
         var report = Report(rows, runDir, clock.Elapsed);
-        File.WriteAllText(Path.Combine(runDir, "report.md"), report);
+        ClipSharp.Training.AtomicFile.WriteAllText(Path.Combine(runDir, "report.md"), report);
         Console.WriteLine();
         Console.WriteLine(report);
         return 0;

@@ -11,11 +11,16 @@ public sealed class MetricsLog : IDisposable
     private readonly StreamWriter jsonl;
     private readonly TensorBoardWriter? tensorboard;
 
-    /// <summary>Opens (appending) the logs in <paramref name="runDirectory"/>.</summary>
-    public MetricsLog(string runDirectory, bool tensorboard)
+    /// <summary>
+    /// Opens (appending) the logs in <paramref name="runDirectory"/>. With <paramref name="continueFromStep"/> the
+    /// JSONL records after that step (written by a run that was killed after its last checkpoint, and about to be
+    /// redone) and any line torn by the kill are dropped first, so the file reads as one uninterrupted run.
+    /// </summary>
+    public MetricsLog(string runDirectory, bool tensorboard, long? continueFromStep = null)
     {
         Directory.CreateDirectory(runDirectory);
         JsonlPath = Path.Combine(runDirectory, "metrics.jsonl");
+        if (continueFromStep is { } from && File.Exists(JsonlPath)) DropAfter(JsonlPath, from);
         jsonl = new StreamWriter(new FileStream(JsonlPath, FileMode.Append, FileAccess.Write, FileShare.Read), new UTF8Encoding(false));
         if (tensorboard) this.tensorboard = new TensorBoardWriter(Path.Combine(runDirectory, "tensorboard"));
     }
@@ -42,17 +47,49 @@ public sealed class MetricsLog : IDisposable
         tensorboard?.Flush();
     }
 
-    /// <summary>Reads a metrics.jsonl file back: one dictionary per line (null values skipped).</summary>
+    private static void DropAfter(string path, long step)
+    {
+        var kept = new StringBuilder();
+        bool changed = false;
+        foreach (var line in File.ReadLines(path))
+        {
+            bool keep;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                keep = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("step", out var s) &&
+                       s.TryGetInt64(out long v) && v <= step;
+            }
+            catch (JsonException) { keep = false; }
+            if (keep) kept.Append(line).Append('\n');
+            else changed = true;
+        }
+        if (changed) AtomicFile.WriteAllText(path, kept.ToString());
+    }
+
+    /// <summary>
+    /// Reads a metrics.jsonl file back: one dictionary per line (null values skipped). A resumed run appends after
+    /// the records of the steps it redoes, so when the step goes backwards the records from that step on are
+    /// replaced by the later ones; a line torn by a killed writer is skipped.
+    /// </summary>
     public static List<Dictionary<string, double>> Read(string path)
     {
         var rows = new List<Dictionary<string, double>>();
         foreach (var line in File.ReadLines(path))
         {
             if (string.IsNullOrWhiteSpace(line)) continue;
-            using var doc = JsonDocument.Parse(line);
-            var row = new Dictionary<string, double>();
-            foreach (var p in doc.RootElement.EnumerateObject())
-                if (p.Value.ValueKind == JsonValueKind.Number) row[p.Name] = p.Value.GetDouble();
+            Dictionary<string, double> row;
+            try
+            {
+                using var doc = JsonDocument.Parse(line);
+                if (doc.RootElement.ValueKind != JsonValueKind.Object) continue;
+                row = [];
+                foreach (var p in doc.RootElement.EnumerateObject())
+                    if (p.Value.ValueKind == JsonValueKind.Number) row[p.Name] = p.Value.GetDouble();
+            }
+            catch (JsonException) { continue; }
+            if (row.TryGetValue("step", out double step) && rows.Count > 0 && rows[^1].TryGetValue("step", out double previous) && step < previous)
+                rows.RemoveAll(r => r.TryGetValue("step", out double s) && s >= step);
             rows.Add(row);
         }
         return rows;

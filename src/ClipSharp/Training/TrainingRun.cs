@@ -83,7 +83,10 @@ public sealed class TrainingRun : IDisposable
     public RunResult Run(string? resume = null, long? stopAfterStep = null, CancellationToken cancel = default)
     {
         Directory.CreateDirectory(RunDirectory);
-        File.WriteAllText(Path.Combine(RunDirectory, "config.resolved.json"), cfg.ToJson());
+        // A run killed while writing leaves temporary files (never a torn checkpoint: every file is renamed into place).
+        int stale = AtomicFile.RemoveStale(RunDirectory) + AtomicFile.RemoveStale(Store.Directory, stagedCheckpoints: true);
+        if (stale > 0) OnLog?.Invoke($"removed {stale} temporary file(s) left by an interrupted run");
+        AtomicFile.WriteAllText(Path.Combine(RunDirectory, "config.resolved.json"), cfg.ToJson());
 
         TrainingCheckpoint? ckpt = null;
         if (resume is not null)
@@ -97,7 +100,7 @@ public sealed class TrainingRun : IDisposable
             torch.manual_seed(cfg.Seed);
             using var model = BuildModel(ckpt);
             var arch = model.Config;
-            File.WriteAllText(Path.Combine(RunDirectory, "model.config.json"), arch.ToJson());
+            AtomicFile.WriteAllText(Path.Combine(RunDirectory, "model.config.json"), arch.ToJson());
             var frozen = Freezing.Apply(model, cfg.Freeze);
             if (frozen.Count > 0) OnLog?.Invoke($"frozen: {frozen.Count} parameter tensors");
             if (cfg.Model.GradCheckpointing) GradientCheckpointing.Enable(model);
@@ -115,7 +118,7 @@ public sealed class TrainingRun : IDisposable
 
             int? fold = arch.VocabSize < tokenizer.VocabSize ? arch.VocabSize : null;
             var validator = new Validator(tokenizer, arch.ImageResolution, arch.ContextLength, fold, valSource, cfg.Data.ValLimit, cfg.Data.ZeroShot, baseDirectory);
-            using var metrics = new MetricsLog(RunDirectory, cfg.Output.Tensorboard);
+            using var metrics = new MetricsLog(RunDirectory, cfg.Output.Tensorboard, continueFromStep: trainer.StepCount);
             using var loader = new TrainingDataLoader(sources, tokenizer, new LoaderOptions
             {
                 BatchSize = cfg.Data.BatchSize, ImageSize = arch.ImageResolution, ContextLength = arch.ContextLength,

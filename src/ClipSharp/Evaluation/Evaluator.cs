@@ -131,13 +131,26 @@ public sealed class Evaluator
     public (ImageFeatures Features, DatasetSummary Summary) Encode(string description, IReadOnlyList<ImageInput> inputs, IReadOnlyList<SkippedItem>? readerSkipped = null)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        ImageFeatures Compute() => FeatureExtractor.Extract(_model, _pre, inputs, inputs.Count, Options.Extraction);
+        return Encode(description, () => inputs, inputs.Count, () => FeatureCache.FingerprintInputs(inputs), readerSkipped);
+    }
+
+    /// <summary>
+    /// Encodes images that are enumerated on demand: <paramref name="stream"/> is called once when the features are
+    /// computed (not at all on a cache hit) and must yield the same <paramref name="count"/> images in the same order
+    /// as the pass that produced <paramref name="fingerprint"/>. This keeps in-memory images (tar shards) out of memory.
+    /// </summary>
+    public (ImageFeatures Features, DatasetSummary Summary) Encode(string description, Func<IEnumerable<ImageInput>> stream, int count,
+        Func<string> fingerprint, IReadOnlyList<SkippedItem>? readerSkipped = null)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(fingerprint);
+        ImageFeatures Compute() => FeatureExtractor.Extract(_model, _pre, stream(), count, Options.Extraction);
         ImageFeatures f;
         CacheOutcome outcome = CacheOutcome.Disabled;
         if (_cache is not null)
         {
             _checkpointFingerprint ??= FeatureCache.FingerprintFile(Options.CheckpointPath!, Options.HashCheckpoint);
-            var key = new FeatureCacheKey(Options.CheckpointPath!, _checkpointFingerprint, description, FeatureCache.FingerprintInputs(inputs), Preprocessing);
+            var key = new FeatureCacheKey(Options.CheckpointPath!, _checkpointFingerprint, description, fingerprint(), Preprocessing);
             f = _cache.GetOrCompute(key, Compute, out outcome);
             if (outcome == CacheOutcome.Hit) Options.Log?.Invoke($"features of {description}: loaded from cache ({f.Count} images)");
             if (outcome == CacheOutcome.Stale) Options.Log?.Invoke($"features of {description}: cache entry was stale ({_cache.LastStaleReason}); recomputed");
@@ -149,14 +162,43 @@ public sealed class Evaluator
         return (f, new DatasetSummary(description, f.Count, skipped, outcome.ToString().ToLowerInvariant(), f.Seconds, rate));
     }
 
+    /// <summary>
+    /// One pass over a dataset that keeps what <paramref name="keep"/> extracts from each item (labels, captions) and
+    /// the inputs without their image bytes; the fingerprint is computed on the way. When some items carried bytes
+    /// (tar shards), the images are read again, streaming, when the features are computed; otherwise the paths are used.
+    /// The reader's skip log is read after the first pass, so a second pass does not count an item twice.
+    /// </summary>
+    (ImageFeatures Features, List<T> Kept, DatasetSummary Summary) EncodeStreaming<TItem, T>(string description, Func<IEnumerable<TItem>> items,
+        Func<TItem, ImageInput> input, Func<TItem, T> keep, SkipLog readerLog)
+    {
+        var kept = new List<T>();
+        var light = new List<ImageInput>();
+        bool anyBytes = false;
+        string? print = null;
+        IEnumerable<ImageInput> FirstPass()
+        {
+            foreach (var item in items())
+            {
+                var x = input(item);
+                kept.Add(keep(item));
+                anyBytes |= x.Bytes is not null;
+                light.Add(x with { Bytes = null });
+                yield return x;
+            }
+        }
+        print = FeatureCache.FingerprintInputs(FirstPass());
+        var readerSkipped = readerLog.Items;
+        IEnumerable<ImageInput> Stream() => anyBytes ? items().Select(input) : light;
+        var (f, summary) = Encode(description, Stream, light.Count, () => print, readerSkipped);
+        return (f, kept, summary);
+    }
+
     /// <summary>Encodes a labelled dataset; returns features and the label of each row.</summary>
     public (ImageFeatures Features, int[] Labels, DatasetSummary Summary) EncodeLabeled(ILabeledImageDataset data, string? description = null)
     {
         ArgumentNullException.ThrowIfNull(data);
-        var items = data.Images().ToList();
-        var (f, summary) = Encode(description ?? FullSource(data.Source), items.Select(ImageInput.From).ToList(), data.Skipped.Items);
-        var labels = f.SourceIndex.Select(i => items[i].Label).ToArray();
-        return (f, labels, summary);
+        var (f, labels, summary) = EncodeStreaming(description ?? FullSource(data.Source), data.Images, ImageInput.From, x => x.Label, data.Skipped);
+        return (f, f.SourceIndex.Select(i => labels[i]).ToArray(), summary);
     }
 
     /// <summary>Builds a zero-shot classifier with this evaluator's model, tokenizer and options.</summary>
@@ -196,12 +238,11 @@ public sealed class Evaluator
     public RetrievalResult Retrieval(IImageTextDataset data, IReadOnlyList<int>? ks = null)
     {
         ArgumentNullException.ThrowIfNull(data);
-        var samples = data.Pairs().ToList();
-        var (f, summary) = Encode(FullSource(data.Source), samples.Select(ImageInput.From).ToList(), data.Skipped.Items);
+        var (f, captions, summary) = EncodeStreaming(FullSource(data.Source), data.Pairs, ImageInput.From, x => x.Captions, data.Skipped);
         var texts = new List<string>();
         var textToImage = new List<int>();
         for (int row = 0; row < f.Count; row++)
-            foreach (var caption in samples[f.SourceIndex[row]].Captions) { texts.Add(caption); textToImage.Add(row); }
+            foreach (var caption in captions[f.SourceIndex[row]]) { texts.Add(caption); textToImage.Add(row); }
         if (texts.Count == 0) throw new InvalidDataException($"{data.Source}: no image with a caption could be read");
         using var scope = NewDisposeScope();
         using var noGrad = torch.no_grad();

@@ -1,3 +1,4 @@
+using ClipSharp.Data;
 using ClipSharp.Data.Readers;
 using ClipSharp.Evaluation;
 using ClipSharp.Imaging;
@@ -98,5 +99,63 @@ public class ThroughputBenchmarkTests
         Assert.Equal(6, r.Images);
         Assert.True(r.ModelOnlyImagesPerSecond > 0 && r.EndToEndImagesPerSecond > 0 && r.SerialImagesPerSecond > 0);
         Assert.Contains("end to end", log.ToString());
+    }
+}
+
+/// <summary>Evaluating tar shards streams the images instead of holding every image's bytes while encoding.</summary>
+public class StreamingEvaluationTests
+{
+    /// <summary>Counts how often the images are enumerated and how many byte arrays one enumeration has handed out.</summary>
+    sealed class CountingDataset(ILabeledImageDataset inner) : ILabeledImageDataset
+    {
+        public int Passes;
+        public string Source => inner.Source;
+        public IReadOnlyList<string> ClassNames => inner.ClassNames;
+        public SkipLog Skipped => inner.Skipped;
+        public IEnumerable<LabeledImage> Images() { Passes++; return inner.Images(); }
+    }
+
+    [Fact]
+    public void TarShardsGiveTheFolderResultStreamTwiceAndHitTheCacheWithOneRead()
+    {
+        using var tmp = new TestData.TempDir();
+        TestData.ImageFolder(tmp["f"], perClass: 2);
+        var members = new List<(string, byte[])>();
+        var folder = new ImageFolderDataset(tmp["f"]);
+        foreach (var x in folder.Images())
+        {
+            string key = $"{folder.ClassNames[x.Label]}-{Path.GetFileNameWithoutExtension(x.ImagePath)}";
+            members.Add(($"{key}.png", File.ReadAllBytes(x.ImagePath!)));
+            members.Add(($"{key}.cls", TestData.Utf8(x.Label.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+        }
+        members.Add(("broken.png", [0x89, 0x50, 0x4E, 0x47, 1, 2]));
+        members.Add(("broken.cls", TestData.Utf8("0")));
+        members.Add(("nolabel.png", TestData.Png(1, 2, 3)));
+        TestData.Tar(tmp["shard-0.tar"], members);
+        File.WriteAllBytes(tmp["ckpt.bin"], [1]);
+
+        using var model = ModelParityTests.LoadGoldenModel("vit_small");
+        var tokenizer = ClipSharp.Text.ClipTokenizer.FromBpeFile(Golden.Path("bpe_simple_vocab_16e6.txt.gz"));
+        var options = new EvaluatorOptions { CacheDirectory = tmp["cache"], CheckpointPath = tmp["ckpt.bin"], Extraction = new() { BatchSize = 4, DecodeThreads = 2 } };
+        var evaluator = new Evaluator(model, tokenizer, options);
+
+        var tar = new CountingDataset(new WebDatasetReader(tmp["shard-0.tar"], folder.ClassNames));
+        var (tf, tl, ts) = evaluator.EncodeLabeled(tar);
+        Assert.Equal(2, tar.Passes); // fingerprint pass, then the streaming encoding pass
+        Assert.Equal(6, tf.Count);
+        Assert.Equal(2, ts.Skipped.Count); // "nolabel" by the reader, "broken" by the decoder: each counted once
+        Assert.Contains(ts.Skipped, s => s.Id.EndsWith(":nolabel", StringComparison.Ordinal));
+        Assert.Contains(ts.Skipped, s => s.Id.EndsWith(":broken", StringComparison.Ordinal));
+
+        var (ff, fl, _) = new Evaluator(model, tokenizer, options with { CacheDirectory = null }).EncodeLabeled(folder);
+        Assert.Equal(fl, tl);
+        using (var scope = NewDisposeScope()) TensorAssert.Relative(tf.ToTensor(), ff.ToTensor(), 1e-5, "tar vs folder features");
+
+        var again = new CountingDataset(new WebDatasetReader(tmp["shard-0.tar"], folder.ClassNames));
+        var (cf, cl, cs) = evaluator.EncodeLabeled(again);
+        Assert.Equal("hit", cs.Cache);
+        Assert.Equal(1, again.Passes);
+        Assert.Equal(tl, cl);
+        Assert.Equal(tf.Data, cf.Data);
     }
 }

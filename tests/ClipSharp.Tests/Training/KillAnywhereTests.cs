@@ -151,8 +151,8 @@ public partial class KillAnywhereTests(ITestOutputHelper output) : IDisposable
         foreach (var k in a.Keys) TensorAssert.Absolute(b[k], a[k], 1e-6, k);
 
         // No temporary files survive the final process, and the metrics read back as one clean run.
-        Assert.Empty(Directory.EnumerateFiles(runDir, "*", SearchOption.AllDirectories)
-            .Where(f => f.EndsWith(".tmp", StringComparison.Ordinal) || f.EndsWith(".partial", StringComparison.Ordinal)));
+        Assert.DoesNotContain(Directory.EnumerateFiles(runDir, "*", SearchOption.AllDirectories),
+            f => f.EndsWith(".tmp", StringComparison.Ordinal) || f.EndsWith(".partial", StringComparison.Ordinal));
         var steps = MetricsLog.Read(Path.Combine(runDir, "metrics.jsonl")).Where(r => r.ContainsKey("train/loss")).Select(r => (int)r["step"]).ToList();
         Assert.Equal(Enumerable.Range(1, Steps), steps);
     }

@@ -397,7 +397,9 @@ internal static class BenchReport
         } + (w == "tokenizer" ? "" : $" · {p}");
     }
 
-    private static double? D(JsonNode? n, string key) => n?[key] is JsonValue v && v.TryGetValue<double>(out var d) ? d : null;
+    // Values set in this process are typed (a long stays a JsonValue<long>); values parsed from JSON convert freely.
+    private static double? D(JsonNode? n, string key) =>
+        n?[key] is not JsonValue v ? null : v.TryGetValue<double>(out var d) ? d : v.TryGetValue<long>(out var l) ? l : null;
 
     private static double? Ceiling(JsonArray rows, string precision) =>
         rows.Where(r => r!["row"]!.GetValue<string>().StartsWith("gemm/", StringComparison.Ordinal) && r!["row"]!.GetValue<string>().EndsWith("/" + precision, StringComparison.Ordinal))

@@ -1,4 +1,5 @@
 using TorchSharp;
+using static TorchSharp.torch;
 
 namespace ClipSharp;
 
@@ -23,4 +24,20 @@ internal static class TorchScalars
 
     /// <summary>QuickGELU's 1.702.</summary>
     public static readonly Scalar QuickGelu = 1.702.ToScalar();
+
+    /// <summary>Integer 0 (keeps integer results integer, e.g. the start of <see cref="Arange"/>).</summary>
+    public static readonly Scalar IntZero = 0.ToScalar();
+
+    /// <summary>Integer 1 (step of <see cref="Arange"/>, increment of an int64 counter).</summary>
+    public static readonly Scalar IntOne = 1.ToScalar();
+
+    /// <summary>
+    /// int64 [0, 1, …, <paramref name="end"/> − 1], the same tensor as <c>torch.arange(end)</c>, which would pass three
+    /// implicit scalars (end, and start and step inside TorchSharp).
+    /// </summary>
+    public static Tensor Arange(long end, Device? device = null)
+    {
+        using Scalar stop = end.ToScalar();
+        return torch.arange(IntZero, stop, IntOne, device: device);
+    }
 }

@@ -171,7 +171,7 @@ internal sealed class TrainStepWorkload : IBenchmarkWorkload
         pixels = torch.randn(batch, 3, config.ImageResolution, config.ImageResolution);
         ids = torch.randint(1, 49407, [batch, config.ContextLength], dtype: ScalarType.Int64);
         var eot = torch.randint(5, config.ContextLength, [batch], dtype: ScalarType.Int64);
-        ids.index_put_(torch.tensor(49407L), torch.arange(batch), eot);
+        ids.index_put_(torch.tensor(49407L), TorchScalars.Arange(batch), eot);
         eot.Dispose();
         UnitsPerRun = batch;
         FlopPerRun = batch * FlopCounts.TrainSample(config, batch);

@@ -56,7 +56,7 @@ public sealed class LogisticRegressionModel
     {
         using var scope = NewDisposeScope();
         var (w, b) = Split(torch.tensor(Parameters, ScalarType.Float64));
-        return (features.to(ScalarType.Float64).matmul(w) + b).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return features.to(ScalarType.Float64).matmul(w).add(b, TorchScalars.One).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 
     /// <summary>Fraction of rows whose arg-max logit equals the label.</summary>
@@ -155,6 +155,8 @@ public static class LogisticRegression
             return (loss / n + penalty * reg, grad);
         }
 
+        // Scalars of the tensor objective, held until Fit returns (see TorchScalars).
+        using Scalar two = 2.ToScalar(), count = n.ToScalar(), gradPenalty = (2 * penalty).ToScalar();
         (double F, double[] G) Eval(double[] t)
         {
             if (managed) return EvalManaged(t);
@@ -162,10 +164,10 @@ public static class LogisticRegression
             var tt = torch.tensor(t, ScalarType.Float64);
             var w = tt.narrow(0, 0, (long)d * classes).view(d, classes);
             var b = tt.narrow(0, (long)d * classes, classes);
-            var logp = (x.matmul(w) + b).log_softmax(1);
-            double loss = -(logp * onehot).sum().item<double>() / n + penalty * w.pow(2).sum().item<double>();
-            var diff = (logp.exp() - onehot) / n;
-            var gw = xt.matmul(diff) + (2 * penalty) * w;
+            var logp = x.matmul(w).add(b, TorchScalars.One).log_softmax(1);
+            double loss = -(logp * onehot).sum().item<double>() / n + penalty * w.pow(two).sum().item<double>();
+            var diff = (logp.exp() - onehot).div(count);
+            var gw = xt.matmul(diff).add(w.mul(gradPenalty), TorchScalars.One);
             var gb = diff.sum(dim: 0);
             return (loss, torch.cat([gw.reshape(-1), gb]).data<double>().ToArray());
         }

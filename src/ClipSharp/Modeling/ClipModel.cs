@@ -144,7 +144,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         Probe?.Invoke("ln_final.out", x);
         var eot = ids.argmax(-1);
         Probe?.Invoke("text.eot_index", eot);
-        var pooled = x[torch.arange(x.shape[0]), eot];
+        var pooled = x[TorchScalars.Arange(x.shape[0]), eot];
         return pooled.matmul(text_projection.to(ComputeType)).to(ScalarType.Float32).MoveToOuterDisposeScope();
     }
 

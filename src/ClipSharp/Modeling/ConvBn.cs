@@ -1,3 +1,4 @@
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -21,7 +22,7 @@ internal sealed class ConvBn(Conv2d conv, BatchNorm2d bn) : IDisposable
         {
             Invalidate();
             using var scope = NewDisposeScope();
-            return bn.forward(conv.forward(x)).MoveToOuterDisposeScope();
+            return BatchNormTraining(conv.forward(x)).MoveToOuterDisposeScope();
         }
         if (weight is null) Fold();
         if (x.dtype == weight!.dtype) return F.conv2d(x, weight, bias, conv.stride, conv.padding);
@@ -29,11 +30,24 @@ internal sealed class ConvBn(Conv2d conv, BatchNorm2d bn) : IDisposable
         return F.conv2d(x.to(weight.dtype), weight, bias, conv.stride, conv.padding).to(x.dtype).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// What <c>bn.forward</c> computes in training mode, but TorchSharp's version bumps num_batches_tracked with implicit
+    /// scalars; here the increment uses rooted ones (see <see cref="TorchScalars"/>).
+    /// </summary>
+    private Tensor BatchNormTraining(Tensor x)
+    {
+        if (!bn.track_running_stats || bn.num_batches_tracked is null) return bn.forward(x);
+        bn.num_batches_tracked.add_(TorchScalars.IntOne, TorchScalars.IntOne);
+        double factor = bn.momentum ?? 1.0 / (double)bn.num_batches_tracked;
+        return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training: true, factor, bn.eps);
+    }
+
     private void Fold()
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var scale = bn.weight!.to(ScalarType.Float32) / (bn.running_var!.to(ScalarType.Float32) + bn.eps).sqrt();
+        using var eps = bn.eps.ToScalar();
+        var scale = bn.weight!.to(ScalarType.Float32) / bn.running_var!.to(ScalarType.Float32).add(eps, TorchScalars.One).sqrt();
         var w = conv.weight!.to(ScalarType.Float32) * scale.view(-1, 1, 1, 1);
         var b = bn.bias!.to(ScalarType.Float32) - bn.running_mean!.to(ScalarType.Float32) * scale;
         // libtorch 2.10's bf16 CPU convolution returns wrong values (even NaN) when the output channel count

@@ -84,7 +84,8 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
     public AttentionPool2d(int spatialDim, int embedDim, int heads, int outputDim) : base("attnpool")
     {
         this.heads = heads;
-        positional_embedding = nn.Parameter(torch.randn(spatialDim * spatialDim + 1, embedDim) / Math.Sqrt(embedDim));
+        using Scalar root = Math.Sqrt(embedDim).ToScalar();
+        positional_embedding = nn.Parameter(torch.randn(spatialDim * spatialDim + 1, embedDim).div(root));
         k_proj = nn.Linear(embedDim, embedDim);
         q_proj = nn.Linear(embedDim, embedDim);
         v_proj = nn.Linear(embedDim, embedDim);

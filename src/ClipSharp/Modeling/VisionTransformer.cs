@@ -26,14 +26,14 @@ public sealed class VisionTransformer : ImageTower
     {
         resolution = inputResolution;
         int grid = inputResolution / patchSize;
-        double scale = Math.Pow(width, -0.5);
+        using Scalar scale = Math.Pow(width, -0.5).ToScalar();
         conv1 = nn.Conv2d(3, width, kernel_size: patchSize, stride: patchSize, bias: false);
-        class_embedding = nn.Parameter(torch.randn(width) * scale);
-        positional_embedding = nn.Parameter(torch.randn(grid * grid + 1, width) * scale);
+        class_embedding = nn.Parameter(torch.randn(width).mul(scale));
+        positional_embedding = nn.Parameter(torch.randn(grid * grid + 1, width).mul(scale));
         ln_pre = new ClipLayerNorm(width);
         transformer = new Transformer(width, layers, heads, causal: false);
         ln_post = new ClipLayerNorm(width);
-        proj = nn.Parameter(torch.randn(width, outputDim) * scale);
+        proj = nn.Parameter(torch.randn(width, outputDim).mul(scale));
         RegisterComponents();
         transformer.BlockProbe = (i, t) => Report($"visual.transformer.resblocks.{i}.out", t);
     }

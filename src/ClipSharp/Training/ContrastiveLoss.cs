@@ -18,7 +18,7 @@ public static class ContrastiveLoss
         long n = logitsPerImage.shape[0];
         if (logitsPerImage.dim() != 2 || logitsPerImage.shape[1] != n)
             throw new ArgumentException($"expected square logits, got [{string.Join(", ", logitsPerImage.shape)}]");
-        var labels = arange(n, device: logitsPerImage.device);
+        var labels = TorchScalars.Arange(n, logitsPerImage.device);
         var loss = F.cross_entropy(logitsPerImage, labels).add(F.cross_entropy(logitsPerImage.t(), labels), TorchScalars.One).div(TorchScalars.Two);
         return loss.MoveToOuterDisposeScope();
     }

@@ -12,7 +12,7 @@ public static class RetrievalR1
         using var scope = NewDisposeScope();
         var sim = F.normalize(imageFeatures, dim: 1).matmul(F.normalize(textFeatures, dim: 1).t());
         long n = sim.shape[0];
-        var target = arange(n);
+        var target = TorchScalars.Arange(n);
         double i2t = sim.argmax(1).eq(target).to(ScalarType.Float64).mean().item<double>();
         double t2i = sim.argmax(0).eq(target).to(ScalarType.Float64).mean().item<double>();
         return (i2t, t2i);

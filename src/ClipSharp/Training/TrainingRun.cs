@@ -108,7 +108,8 @@ public sealed class TrainingRun : IDisposable
             if (ckpt is null && cfg.Model.InitFrom is null)
             {
                 double init = cfg.Loss.InitLogitScale ?? (cfg.Loss.Type == LossKind.Sigmoid ? Math.Log(10) : Math.Log(1 / 0.07));
-                using (torch.no_grad()) model.LogitScale.fill_(init);
+                using Scalar initScalar = init.ToScalar();
+                using (torch.no_grad()) model.LogitScale.fill_(initScalar);
             }
             long dataPosition = 0;
             double best = double.NaN;

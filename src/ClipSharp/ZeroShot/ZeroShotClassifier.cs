@@ -131,9 +131,10 @@ public sealed class ZeroShotClassifier : IDisposable
     {
         ArgumentNullException.ThrowIfNull(imageFeatures);
         using var scope = NewDisposeScope();
+        using Scalar scale = Scale.ToScalar();
         var img = imageFeatures.to(ScalarType.Float32);
         img = img / img.norm(-1, keepdim: true);
-        return (img.matmul(Weights.t()) * Scale).MoveToOuterDisposeScope();
+        return img.matmul(Weights.t()).mul(scale).MoveToOuterDisposeScope();
     }
 
     /// <summary>Softmax of <see cref="Logits"/> over classes.</summary>

@@ -140,46 +140,45 @@ internal sealed class TextEncodeWorkload : IBenchmarkWorkload
 }
 
 /// <summary>
-/// One optimisation step of the small CLIP: forward both towers, symmetric contrastive loss, backward, AdamW
-/// (lr 5e-4, wd 0.2, betas 0.9/0.98, eps 1e-6). bf16 keeps float32 master weights and optimizer state: a bf16 copy
-/// of the model (LayerNorm and logit_scale stay float32) runs forward and backward, its gradients are upcast onto
-/// the master parameters and AdamW steps those; the copy is refreshed from the masters each step.
+/// One optimisation step of the small CLIP as `clip train` runs it: <see cref="ClipTrainer.Step"/> — forward both
+/// towers, symmetric contrastive loss, backward, gradient norm, AdamW (lr 5e-4, wd 0.2, betas 0.9/0.98, eps 1e-6;
+/// no clipping, as the baseline), logit-scale clamp. bf16 is the trainer's mixed precision (<see cref="MixedPrecision"/>):
+/// a bf16 compute copy runs forward and backward, float32 master weights and AdamW state.
 /// </summary>
 internal sealed class TrainStepWorkload : IBenchmarkWorkload
 {
-    private readonly ClipModel master;
-    private readonly ClipModel? working;
-    private readonly (Parameter Master, Parameter Working)[] pairs;
-    private readonly torch.optim.Optimizer optimizer;
+    private readonly ClipModel model;
+    private readonly ClipTrainer trainer;
     private readonly Tensor pixels, ids;
+    private readonly bool bf16;
 
     public TrainStepWorkload(ClipConfig config, int batch, bool bf16)
     {
+        this.bf16 = bf16;
         torch.manual_seed(0);
-        master = new ClipModel(config);
-        master.train();
-        if (bf16)
+        model = new ClipModel(config);
+        model.train();
+        trainer = new ClipTrainer(model, new TrainerOptions
         {
-            working = new ClipModel(config);
-            working.train();
-            working.UseBFloat16Weights();
-            var w = working.named_parameters().ToDictionary(p => p.name, p => p.parameter);
-            pairs = master.named_parameters().Select(p => (p.parameter, w[p.name])).ToArray();
-        }
-        else pairs = [];
-        optimizer = torch.optim.AdamW(master.parameters(), lr: 5e-4, beta1: 0.9, beta2: 0.98, eps: 1e-6, weight_decay: 0.2);
+            AdamW = AdamWSettings.For(vit: true, weightDecay: 0.2),
+            Schedule = new CosineSchedule(5e-4, 0, int.MaxValue),
+            GradClip = null,
+            Precision = bf16 ? TrainPrecision.Bf16 : TrainPrecision.Fp32,
+        });
         pixels = torch.randn(batch, 3, config.ImageResolution, config.ImageResolution);
         ids = torch.randint(1, 49407, [batch, config.ContextLength], dtype: ScalarType.Int64);
         var eot = torch.randint(5, config.ContextLength, [batch], dtype: ScalarType.Int64);
-        ids.index_put_(torch.tensor(49407L), TorchScalars.Arange(batch), eot);
+        using (var rows = TorchScalars.Arange(batch))
+        using (var value = torch.tensor(49407L))
+            ids.index_put_(value, rows, eot);
         eot.Dispose();
         UnitsPerRun = batch;
         FlopPerRun = batch * FlopCounts.TrainSample(config, batch);
     }
 
-    public string Implementation => working is null
-        ? "minimal loop: EncodeImage+EncodeText, ContrastiveLoss.Symmetric, backward, AdamW"
-        : "minimal loop, bf16 working copy + fp32 master weights/AdamW state";
+    public string Implementation => bf16
+        ? "ClipTrainer.Step: bf16 compute copy, fp32 master weights and AdamW state"
+        : "ClipTrainer.Step: EncodeImage+EncodeText, symmetric InfoNCE, backward, AdamW";
     public double UnitsPerRun { get; }
     public string Unit => "samples/s";
     public double FlopPerRun { get; }
@@ -187,31 +186,13 @@ internal sealed class TrainStepWorkload : IBenchmarkWorkload
     public void Run()
     {
         using var scope = NewDisposeScope();
-        var model = working ?? master;
-        if (working is not null)
-        {
-            using var ng = torch.no_grad();
-            foreach (var (m, w) in pairs) w.copy_(m);
-        }
-        optimizer.zero_grad();
-        model.zero_grad();
-        var loss = ContrastiveLoss.Symmetric(model.EncodeImage(pixels), model.EncodeText(ids), model.LogitScale);
-        loss.backward();
-        if (working is not null)
-            foreach (var (m, w) in pairs)
-            {
-                if (w.grad is not { } g) continue;
-                if (m.grad is { } mg) mg.copy_(g);
-                else m.grad = g.to(ScalarType.Float32).DetachFromDisposeScope();
-            }
-        optimizer.step();
+        trainer.Step(pixels, ids);
     }
 
     public void Dispose()
     {
-        optimizer.Dispose();
-        master.Dispose();
-        working?.Dispose();
+        trainer.Dispose();
+        model.Dispose();
         pixels.Dispose();
         ids.Dispose();
     }

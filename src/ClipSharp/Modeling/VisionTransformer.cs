@@ -20,11 +20,13 @@ public sealed class VisionTransformer : ImageTower
     private readonly ClipLayerNorm ln_post;
     private readonly Parameter proj;
     private readonly int resolution;
+    private readonly int patchSize;
 
     /// <summary>Builds the tower with the reference initialisation scale for the embeddings.</summary>
     public VisionTransformer(int inputResolution, int patchSize, int width, int layers, int heads, int outputDim) : base("visual")
     {
         resolution = inputResolution;
+        this.patchSize = patchSize;
         int grid = inputResolution / patchSize;
         using Scalar scale = Math.Pow(width, -0.5).ToScalar();
         conv1 = nn.Conv2d(3, width, kernel_size: patchSize, stride: patchSize, bias: false);
@@ -48,10 +50,25 @@ public sealed class VisionTransformer : ImageTower
     public override Tensor forward(Tensor pixels)
     {
         using var scope = NewDisposeScope();
-        var x = conv1.forward(pixels);                       // [N, W, g, g]
-        Report("visual.conv1.out", x);
-        long n = x.shape[0], w = x.shape[1];
-        x = x.reshape(n, w, -1).permute(0, 2, 1);            // [N, g², W]
+        Tensor x;
+        long n = pixels.shape[0], w = conv1.weight!.shape[0];
+        if (pixels.dtype == ScalarType.BFloat16)
+        {
+            // The stride-p, p×p convolution is a matrix product over non-overlapping patches: cut the image into
+            // [N, g², 3·p·p] rows (channel-major inside a patch, as the kernel is laid out) and multiply by the kernel.
+            // In bf16 that takes half the time of libtorch's convolution (ViT-B/32, batch 32: 13 ms against 25 ms);
+            // in fp32 the convolution is as fast or faster, so it stays.
+            long p = patchSize, g = pixels.shape[2] / p;
+            var rows = pixels.reshape(n, 3, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(n, g * g, 3 * p * p);
+            x = rows.matmul(conv1.weight!.view(w, -1).t());  // [N, g², W]
+            if (Probe is not null) Report("visual.conv1.out", x.permute(0, 2, 1).reshape(n, w, g, g));
+        }
+        else
+        {
+            x = conv1.forward(pixels);                       // [N, W, g, g]
+            Report("visual.conv1.out", x);
+            x = x.reshape(n, w, -1).permute(0, 2, 1);        // [N, g², W]
+        }
         var cls = class_embedding.to(x.dtype).expand(n, 1, w);
         x = torch.cat([cls, x], dim: 1).add(positional_embedding.to(x.dtype), TorchScalars.One);
         x = ln_pre.forward(x);

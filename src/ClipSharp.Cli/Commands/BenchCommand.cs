@@ -35,7 +35,7 @@ internal static class BenchCommand
         foreach (var b in new[] { 1, 8, 32 }) Add("vit-b32", b, precisions);
         foreach (var b in new[] { 1, 8, 32 }) Add("vit-b16", b, precisions);
         foreach (var b in new[] { 1, 8, 32 }) Add("rn50", b, precisions);
-        foreach (var b in new[] { 64, 256 }) Add("text", b, precisions);
+        foreach (var b in new[] { 64, 256 }) { Add("text", b, precisions); Add("text-trim", b, precisions); }
         rows.Add(new BenchmarkRow("tokenizer/0/serial", "tokenizer", 0, "serial"));
         rows.Add(new BenchmarkRow("tokenizer/0/parallel", "tokenizer", 0, "parallel"));
         Add("train", 128, precisions);
@@ -271,7 +271,7 @@ internal static class BenchCommand
             "gemm" => new("gemm", ["gemm", "--sizes", $"{b}"], p == "bf16" ? $"gemm {b}^3 bf16 torch.mm (mkldnn on)" : $"gemm {b}^3 fp32 torch.mm (BLAS)"),
             "vit-b32" => new($"vit{b}", ["vit", "--batches", $"{b}"], p == "bf16" ? $"vit_b_32 b{b} bf16 autocast" : $"vit_b_32 b{b} fp32 inference_mode"),
             "rn50" => new($"rn{b}", ["resnet", "--batches", $"{b}"], p == "bf16" ? $"resnet50 b{b} bf16 autocast" : $"resnet50 b{b} fp32 inference_mode"),
-            "text" => new($"text{b}", ["text", "--batches", $"{b}"], $"text nn.TransformerEncoderLayer b{b} {(p == "bf16" ? "bf16 autocast" : "fp32")}"),
+            "text" or "text-trim" => new($"text{b}", ["text", "--batches", $"{b}"], $"text nn.TransformerEncoderLayer b{b} {(p == "bf16" ? "bf16 autocast" : "fp32")}"),
             "train" => new($"train{b}{p}", ["train", "--batch", $"{b}", "--precision", p], $"train small-CLIP b{b} {p} (fwd+bwd+AdamW)"),
             _ => null,
         };
@@ -389,6 +389,7 @@ internal static class BenchReport
             "vit-b16" => $"ViT-B/16 image, batch {b}",
             "rn50" => $"RN50 image, batch {b}",
             "text" => $"text (12×512), batch {b}",
+            "text-trim" => $"text (12×512), batch {b}, up to end-of-text",
             "tokenizer" => $"tokenizer, {p}",
             "train" => $"train step small CLIP, batch {b}",
             "zeroshot-model" => $"zero-shot ViT-B/32 model-only, batch {b}",

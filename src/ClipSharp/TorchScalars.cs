@@ -25,6 +25,9 @@ internal static class TorchScalars
     /// <summary>QuickGELU's 1.702.</summary>
     public static readonly Scalar QuickGelu = 1.702.ToScalar();
 
+    /// <summary>1 / 1.702, QuickGELU written as silu(1.702·x) / 1.702.</summary>
+    public static readonly Scalar InverseQuickGelu = (1.0 / 1.702).ToScalar();
+
     /// <summary>Integer 0 (keeps integer results integer, e.g. the start of <see cref="Arange"/>).</summary>
     public static readonly Scalar IntZero = 0.ToScalar();
 

@@ -18,18 +18,14 @@ public sealed class QuickGelu : nn.Module<Tensor, Tensor>
     /// <inheritdoc />
     public override Tensor forward(Tensor x)
     {
-        if (!(torch.is_grad_enabled() && x.requires_grad))
-        {
-            // Nothing records a graph: one buffer instead of three (the 4·width activations are the largest tensors of a block).
-            var y = x.mul(TorchScalars.QuickGelu);
-            y.sigmoid_();
-            return y.mul_(x);
-        }
+        // x·σ(kx) = silu(kx)/k: the fused silu backward needs three kernels instead of five (measured: 27 → 20 ms fp32,
+        // 18 → 16 ms bf16 for a training batch's 18.6 M activations). Out of place on purpose: in bf16, libtorch's
+        // in-place silu_ and mul_(scalar) round differently from the out-of-place kernels, and gradient checkpointing
+        // needs the forward without autograd to equal the one with it.
         using var scaled = x.mul(TorchScalars.QuickGelu);
-        using var s = torch.sigmoid(scaled);
-        return x.mul(s);
+        using var act = F.silu(scaled);
+        return act.mul(TorchScalars.InverseQuickGelu);
     }
-
 }
 
 /// <summary>

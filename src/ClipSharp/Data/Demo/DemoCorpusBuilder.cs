@@ -108,8 +108,10 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
     // Part of every stage marker: bump it whenever a stage's output changes for the same packages, so corpora built by
     // older code are rebuilt instead of reused. 2: the 16-Mpixel decode limit drops one oversized OpenClipArt PNG
     // (5846 × 3720) that stages built before that limit still held, which is why two "cold" builds once differed;
-    // two builds by the same code are byte-identical (all images, splits and the manifest).
-    private const int StageFormat = 2;
+    // two builds by the same code are byte-identical (all images, splits and the manifest). 3: format 2 stages could
+    // still hold that image, because a rebuilt stage kept the images already on disk; a stage whose settings changed
+    // now renders all its images again.
+    private const int StageFormat = 3;
     private static readonly JsonSerializerOptions JsonLines = new() { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
 
     private readonly Dictionary<string, SourceCounts> _counts = new(StringComparer.Ordinal);
@@ -219,10 +221,17 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
             Log($"{name}: done before ({loaded.Count} images)");
             return loaded;
         }
+        // Images already in the corpus are kept when an interrupted stage resumes under the same settings; a stage
+        // last built or started under other settings (older code or packages) renders all its images again.
+        var started = Path.Combine(dir, name + ".started.json");
+        _restage = (File.Exists(marker) && ReadMarkerSettings(marker) != settings) || (File.Exists(started) && ReadMarkerSettings(started) != settings);
         if (File.Exists(marker)) File.Delete(marker);
+        Directory.CreateDirectory(dir);
+        WriteMarker(started, settings, null);
         var clock = Stopwatch.StartNew();
-        Log($"{name}: building");
+        Log($"{name}: building{(_restage ? " (settings changed since the last build: all images again)" : "")}");
         var (items, counts) = work();
+        _restage = false;
         counts.Images = items.Count;
         counts.Captions = items.Sum(i => i.Captions.Count);
         _counts[name] = counts;
@@ -273,8 +282,11 @@ public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
     private void ClearImages(string output, string relDir)
     {
         var dir = Path.Combine(output, relDir);
-        if (options.Force && Directory.Exists(dir)) Directory.Delete(dir, true);
+        if ((options.Force || _restage) && Directory.Exists(dir)) Directory.Delete(dir, true);
     }
+
+    /// <summary>True while a stage runs whose previous build used other settings (see <see cref="Stage"/>).</summary>
+    private bool _restage;
 
     private static string Rel(string root, string path) => Path.GetRelativePath(root, path).Replace('\\', '/');
 

@@ -5,7 +5,13 @@ using static TorchSharp.torch;
 
 namespace ClipSharp.Tests.Training;
 
+/// <summary>Tests that build models and batches from TorchSharp's process-wide generator and need the same draws every
+/// run: xunit runs this collection on its own, after the parallel ones, so no other test draws in between.</summary>
+[CollectionDefinition("global generator", DisableParallelization = true)]
+public sealed class GlobalGeneratorCollection;
+
 /// <summary>bf16 mixed-precision training: fp32 masters and optimiser state, and loss curves that follow fp32.</summary>
+[Collection("global generator")]
 public class BFloat16TrainingTests(ITestOutputHelper output)
 {
     private static List<double> Curve(IReadOnlyDictionary<string, Tensor> init, TrainPrecision precision, int steps, bool checkpointing = false)
@@ -47,7 +53,7 @@ public class BFloat16TrainingTests(ITestOutputHelper output)
         Assert.True(fp32[^1] < fp32[0] - 2, "the fp32 run should learn");
         Assert.True(bf16[^1] < bf16[0] - 2, "the bf16 run should learn");
         // Measured here (cpu-vit-micro, 16 pairs per batch, lr 2e-3): the first loss (same weights, bf16 rounding
-        // only) differs by 0.012 (0.3 %); over 30 steps the curves stay within max |Δ| 0.028 (2.4 % relative, at
+        // only) differs by 0.012 (0.3 %); over 30 steps the curves stay within max |Δ| 0.031 (1.7 % relative, at
         // loss ≈ 1.1, where bf16 is marginally ahead). Stated tolerance: |Δ| ≤ 0.05 at every step.
         Assert.True(Math.Abs(fp32[0] - bf16[0]) <= 0.02, $"first-step loss {bf16[0]} vs {fp32[0]}");
         Assert.True(maxAbs <= 0.05, $"bf16 loss deviates from fp32 by up to {maxAbs:F4}");

@@ -142,7 +142,6 @@ public sealed class ClipTrainer : IDisposable
         if (inputIds.shape[0] != n) throw new ArgumentException($"batch mismatch: {n} images, {inputIds.shape[0]} texts");
         long m = Math.Min(n, microBatchSize ?? Options.MicroBatchSize ?? n);
         bool img = ImageTrainable, txt = TextTrainable;
-        inputIds = TrimToLongest(inputIds);
         if (m >= n)
         {
             Tensor imageFeatures, textFeatures;
@@ -189,17 +188,6 @@ public sealed class ClipTrainer : IDisposable
             }
         }
         return value;
-    }
-
-    /// <summary>
-    /// Drops the columns after the last end-of-text token of the batch. The text tower is causal and pools at the
-    /// end-of-text position, so the result is unchanged while short captions skip most of the 77-token context.
-    /// </summary>
-    public static Tensor TrimToLongest(Tensor inputIds)
-    {
-        using var _ = torch.no_grad();
-        long len = inputIds.argmax(-1).max().item<long>() + 1;
-        return len >= inputIds.shape[1] ? inputIds : inputIds.narrow(1, 0, len);
     }
 
     /// <summary>One optimiser step on a batch: zero grads, loss + backward, clip, AdamW at the scheduled rate, clamp logit_scale.</summary>

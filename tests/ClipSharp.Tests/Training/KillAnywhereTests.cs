@@ -73,16 +73,20 @@ public partial class KillAnywhereTests(ITestOutputHelper output) : IDisposable
         psi.Environment["OMP_NUM_THREADS"] = "1";
         var steps = new List<int>();
         var p = new Process { StartInfo = psi };
-        p.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is null) return;
-            var m = StepLine().Match(e.Data);
-            if (m.Success) lock (steps) steps.Add(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
-        };
-        p.OutputDataReceived += (_, _) => { };
         p.Start();
-        p.BeginErrorReadLine();
-        p.BeginOutputReadLine();
+        // Dedicated threads, not Process's async events: those run on the thread pool, which the other tests running
+        // in parallel can starve, so step lines arrived after the child had already finished and kills were missed.
+        var err = p.StandardError;
+        var stdout = p.StandardOutput;
+        new Thread(() =>
+        {
+            while (err.ReadLine() is { } line)
+            {
+                var m = StepLine().Match(line);
+                if (m.Success) lock (steps) steps.Add(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+            }
+        }) { IsBackground = true, Priority = ThreadPriority.AboveNormal }.Start();
+        new Thread(() => { while (stdout.ReadLine() is not null) { } }) { IsBackground = true }.Start();
         return (p, steps);
     }
 

@@ -174,6 +174,7 @@ internal static class BenchCommand
             {
                 ["runs"] = s.Runs, ["warmup"] = s.Warmup, ["threads"] = s.Threads, ["interop"] = s.Interop, ["allocator"] = alloc,
                 ["grad_mode"] = s.GradMode, ["baseline"] = baselineProblem ?? "torch_anchor.py",
+                ["mkl_dispatch"] = TorchRuntime.MklDispatch,
             },
             ["load_before"] = LoadString(),
         };
@@ -427,7 +428,7 @@ internal static class BenchReport
         sb.AppendLine(BenchCommand.Markers.Begin);
         sb.AppendLine(inv, $"Measured {report["date"]} on **{m["cpu"]}** ({m["logical_cpus"]} logical CPUs), by `clip bench` in one run: ClipSharp on TorchSharp {v["torchsharp"]} / libtorch {v["libtorch"]} (.NET {v["dotnet"]}) against the PyTorch baseline `torch_anchor.py` (PyTorch {v["pytorch_baseline"] ?? "—"}, OpenBLAS OpenMP build).");
         sb.AppendLine();
-        sb.Append(inv, $"Settings: {s["runs"]} timed runs after {s["warmup"]} warm-up, median (min–max); {s["threads"]} intra-op threads on both sides, ClipSharp inter-op {s["interop"]}; allocator **{s["allocator"]}** on both sides; ClipSharp inference under `{s["grad_mode"]}`; baseline: {s["baseline"]}. ");
+        sb.Append(inv, $"Settings: {s["runs"]} timed runs after {s["warmup"]} warm-up, median (min–max); {s["threads"]} intra-op threads on both sides, ClipSharp inter-op {s["interop"]}; allocator **{s["allocator"]}** on both sides; ClipSharp inference under `{s["grad_mode"]}`; baseline: {s["baseline"]}; ClipSharp's float32 GEMM: {s["mkl_dispatch"] ?? "MKL, vendor check not recorded"}. ");
         sb.Append(inv, $"Load average (1/5/15 min) before: {report["load_before"]}, after: {report["load_after"]}. ");
         sb.AppendLine("Ratio = ClipSharp median / PyTorch median of the same precision (target ≥ 1.1). \"other CPUs\" = CPU time used by other processes during the timed runs, in CPUs, and the 1-minute load average when ClipSharp's row ended; rows above 0.1 CPUs on either side are marked *noisy*.");
         int noisy = rows.Count(r => r!["clipsharp"]?["noisy"]?.GetValue<bool>() == true || r!["pytorch"]?["noisy"]?.GetValue<bool>() == true);

@@ -131,21 +131,47 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
     /// <summary>Text features [N, embed_dim] (not normalised) from token ids [N, context_length], taken at the
     /// end-of-text token (the argmax of each row, as the reference does).</summary>
     /// <param name="inputIds">Token ids [N, ≤ context_length].</param>
-    /// <param name="skipPadding">Run the tower only up to the batch's last end-of-text position. The tower is causal
-    /// and pools at that token, so later positions cannot change the result; a batch of short prompts padded to 77
-    /// tokens then costs a fraction of the work. Off when a <see cref="Probe"/> wants every position.</param>
+    /// <param name="skipPadding">Skip the padding after each text's end-of-text token. The tower is causal and pools
+    /// at that token, so later positions cannot change the result: the batch is split into groups of similar length
+    /// (<see cref="TextLengthBuckets"/>) and each group runs only up to its longest text, which for captions of mixed
+    /// length saves a third or more of the work, and for short prompts padded to 77 tokens most of it. Off when a
+    /// <see cref="Probe"/> wants every position.</param>
     public Tensor EncodeText(Tensor inputIds, bool skipPadding = true)
     {
         if (inputIds.dim() != 2 || inputIds.shape[1] > Config.ContextLength)
             throw new ArgumentException($"input ids must be [N, ≤{Config.ContextLength}], got [{string.Join(", ", inputIds.shape)}]");
         using var scope = NewDisposeScope();
         var ids = inputIds.to(ScalarType.Int64);
-        if (skipPadding && Probe is null && ids.shape[0] > 0)
+        if (!skipPadding || Probe is not null || ids.shape[0] == 0) return EncodeTokens(ids).MoveToOuterDisposeScope();
+
+        long[] lengths;
+        using (torch.no_grad())
+        using (var eot = ids.argmax(-1))
+            lengths = eot.data<long>().ToArray();
+        for (int i = 0; i < lengths.Length; i++) lengths[i]++;
+        var buckets = TextLengthBuckets.Plan(lengths, Config.TransformerWidth);
+        if (buckets.Count == 1)
         {
-            long used;
-            using (torch.no_grad()) used = ids.argmax(-1).max().item<long>() + 1;
-            if (used < ids.shape[1]) ids = ids.narrow(1, 0, used);
+            long used = buckets[0].Length;
+            return EncodeTokens(used < ids.shape[1] ? ids.narrow(1, 0, used) : ids).MoveToOuterDisposeScope();
         }
+        // Encode each group up to its own longest text, then put the rows back in input order.
+        var parts = new List<Tensor>(buckets.Count);
+        var order = new long[lengths.Length];
+        int at = 0;
+        foreach (var b in buckets)
+        {
+            var rows = torch.tensor(b.Rows);
+            parts.Add(EncodeTokens(ids.index_select(0, rows).narrow(1, 0, b.Length)));
+            foreach (var r in b.Rows) order[r] = at++;
+        }
+        var result = torch.cat(parts, 0).index_select(0, torch.tensor(order));
+        return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Embedding, transformer, final LayerNorm, pooling at the argmax token and projection, for ids as given.</summary>
+    private Tensor EncodeTokens(Tensor ids)
+    {
         long len = ids.shape[1];
         var x = token_embedding.forward(ids).add(positional_embedding.narrow(0, 0, len).to(ComputeType), TorchScalars.One);
         Probe?.Invoke("text.embed.out", x);
@@ -155,7 +181,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         var eot = ids.argmax(-1);
         Probe?.Invoke("text.eot_index", eot);
         var pooled = x[TorchScalars.Arange(x.shape[0]), eot];
-        return pooled.matmul(text_projection.to(ComputeType)).to(ScalarType.Float32).MoveToOuterDisposeScope();
+        return pooled.matmul(text_projection.to(ComputeType)).to(ScalarType.Float32);
     }
 
     /// <summary>Scaled cosine similarities: exp(logit_scale) · normalised images · normalised textsᵀ.</summary>

@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using TorchSharp;
 
 namespace ClipSharp.Imaging;
@@ -136,24 +138,42 @@ public sealed class ClipImagePreprocessor
     public torch.Tensor ProcessBatch(IReadOnlyList<string> paths)
     {
         ArgumentNullException.ThrowIfNull(paths);
-        int per = OutputLength;
-        var data = new float[(long)paths.Count * per];
-        var errors = new Exception?[paths.Count];
-        Parallel.For(0, paths.Count, i =>
+        // Written straight into the tensor's storage: no managed copy of the batch and no second pass to copy it.
+        var batch = torch.empty([paths.Count, 3, Size, Size], torch.ScalarType.Float32);
+        try
         {
-            try
+            FillBatch(paths, batch);
+        }
+        catch
+        {
+            batch.Dispose();
+            throw;
+        }
+        return batch;
+    }
+
+    private unsafe void FillBatch(IReadOnlyList<string> paths, torch.Tensor batch)
+    {
+        int per = OutputLength;
+        var errors = new Exception?[paths.Count];
+        if (paths.Count > 0)
+        {
+            float* data = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(batch.bytes));
+            Parallel.For(0, paths.Count, i =>
             {
-                ProcessInto(paths[i], data.AsSpan(i * per, per));
-            }
-            catch (Exception e)
-            {
-                errors[i] = e;
-            }
-        });
+                try
+                {
+                    ProcessInto(paths[i], new Span<float>(data + (long)i * per, per));
+                }
+                catch (Exception e)
+                {
+                    errors[i] = e;
+                }
+            });
+        }
         foreach (var e in errors)
             if (e is not null)
                 System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
-        return torch.tensor(data, [paths.Count, 3, Size, Size]);
     }
 
     /// <summary>Wraps CHW floats (for example from <see cref="Process(string)"/>) as a [3, n, n] tensor.</summary>

@@ -234,6 +234,31 @@ public static class PillowResize
 
         public required int KernelSize { get; init; }
 
+        /// <summary>
+        /// For the AVX2 three-channel pass: per output position, the kernel weights in pairs of taps, each pair as
+        /// eight ints (wⱼ four times, wⱼ₊₁ four times), (KernelSize + 1) / 2 pairs, zero beyond the count.
+        /// </summary>
+        public int[] PairWeights => pairWeights ??= BuildPairWeights();
+
+        private int[]? pairWeights;
+
+        private int[] BuildPairWeights()
+        {
+            int outSize = Bounds.Length / 2, pairs = (KernelSize + 1) / 2;
+            var table = new int[outSize * pairs * 8];
+            for (int i = 0; i < outSize; i++)
+            {
+                int count = Bounds[2 * i + 1];
+                for (int j = 0; j < count; j++)
+                {
+                    int w = Weights[i * KernelSize + j];
+                    int at = (i * pairs + j / 2) * 8 + (j % 2) * 4;
+                    table[at] = table[at + 1] = table[at + 2] = table[at + 3] = w;
+                }
+            }
+            return table;
+        }
+
         public static Coefficients Compute(int inSize, int outSize)
         {
             double scale = (double)inSize / outSize;
@@ -282,6 +307,9 @@ public static class PillowResize
         return (byte)(v >> PrecisionBits);
     }
 
+    /// <summary>pshufb control: bytes 0–2 and 3–5 to lanes 0–2 and 4–6, zeros elsewhere (high bit set).</summary>
+    static readonly Vector128<byte> RgbPairShuffle = Vector128.Create((byte)0, 1, 2, 0x80, 3, 4, 5, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80);
+
     /// <summary>Horizontal pass over source rows [firstRow, firstRow + rows) into a dense output.</summary>
     static unsafe void HorizontalPass(ReadOnlySpan<byte> source, int width, int channels, Coefficients co, int firstRow, int rows, byte[] output)
     {
@@ -290,7 +318,9 @@ public static class PillowResize
         fixed (byte* srcBase = source)
         {
             byte* src = srcBase;
-            var state = (Src: (nint)src, co, firstRow, inStride, outStride, channels, outWidth, output);
+            bool vector3 = channels == 3 && Avx2.IsSupported && Ssse3.IsSupported;
+            var state = (Src: (nint)src, End: (nint)(srcBase + source.Length), co, firstRow, inStride, outStride, channels, outWidth, output,
+                         Pairs: vector3 ? co.PairWeights : null);
             void Row(int r)
             {
                 byte* inRow = (byte*)state.Src + (long)(state.firstRow + r) * state.inStride;
@@ -300,6 +330,7 @@ public static class PillowResize
                 int chn = state.channels;
                 fixed (byte* outBase = state.output)
                 fixed (int* wBase = weights)
+                fixed (int* pairWeights = state.Pairs)
                 {
                     byte* outRow = outBase + (long)r * state.outStride;
                     for (int x = 0; x < state.outWidth; x++)
@@ -315,6 +346,27 @@ public static class PillowResize
                                 int s0 = 1 << (PrecisionBits - 1);
                                 for (int j = 0; j < count; j++) s0 += p[j] * k[j];
                                 o[0] = Clip8(s0);
+                                break;
+                            }
+                            case 3 when vector3 && p + 3 * (count + 1) + 2 <= (byte*)state.End:
+                            {
+                                // Two taps per step: bytes R G B R' G' B' (+2 unused) → ints [R G B 0 R' G' B' 0],
+                                // multiplied by [w w w w w' w' w' w'] and summed; the same integer products and sums as
+                                // the scalar loop, so the result is bit-identical. An odd count pairs its last tap
+                                // with a zero weight (the extra pixel read lies inside the buffer: checked above).
+                                int pairs = (count + 1) / 2, stride = (ks + 1) / 2 * 8;
+                                int* pw = pairWeights + x * stride;
+                                var acc = Vector256<int>.Zero;
+                                for (int j = 0; j < pairs; j++, p += 6, pw += 8)
+                                {
+                                    var bytes = Vector128.CreateScalarUnsafe(Unsafe.ReadUnaligned<ulong>(p)).AsByte();
+                                    var wide = Avx2.ConvertToVector256Int32(Ssse3.Shuffle(bytes, RgbPairShuffle));
+                                    acc = Avx2.Add(acc, Avx2.MultiplyLow(wide, Avx.LoadVector256(pw)));
+                                }
+                                var sum = Sse2.Add(Sse2.Add(acc.GetLower(), acc.GetUpper()), Vector128.Create(1 << (PrecisionBits - 1)));
+                                var shifted = Sse2.ShiftRightArithmetic(sum, PrecisionBits);
+                                var packed = Sse2.PackUnsignedSaturate(Sse2.PackSignedSaturate(shifted, shifted), Vector128<short>.Zero);
+                                o[0] = packed.GetElement(0); o[1] = packed.GetElement(1); o[2] = packed.GetElement(2);
                                 break;
                             }
                             case 3:

@@ -5,7 +5,7 @@ using static ClipSharp.Tests.Checkpoints.TestUtil;
 
 namespace ClipSharp.Tests.Checkpoints;
 
-public class CheckpointLoaderTests
+public class CheckpointLoaderTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Theory]
     [InlineData("vit_small.safetensors", CheckpointFormat.Safetensors, 62)]
@@ -100,20 +100,23 @@ public class CheckpointLoaderTests
         Assert.Contains("x.safetensors", e.Message);
     }
 
+    /// <summary>Every golden checkpoint format loads twice to the same keys (load times go to the test log, not to an
+    /// assertion: speed is measured by benchmarks). Written to the test output, never to Console: the CLI tests capture
+    /// Console while other tests run in parallel.</summary>
     [Fact]
-    public void ReportsGoldenLoadTimes()
+    public void GoldenCheckpointsLoadRepeatably()
     {
         foreach (var f in new[] { "vit_small.safetensors", "rn_small.safetensors", "rn_small.pt", "vit_small.jit.pt" })
         {
-            // First call includes JIT warm-up of the reader code; the second is the steady-state cost.
             var cold = System.Diagnostics.Stopwatch.StartNew();
-            CheckpointLoader.Load(Golden.Path("models", f)).Dispose();
+            string[] first;
+            using (var c = CheckpointLoader.Load(Golden.Path("models", f))) first = [.. c.State.Keys.Order()];
             cold.Stop();
             var warm = System.Diagnostics.Stopwatch.StartNew();
             using var ck = CheckpointLoader.Load(Golden.Path("models", f));
             warm.Stop();
-            Console.WriteLine($"load {f}: cold {cold.Elapsed.TotalMilliseconds:F1} ms, warm {warm.Elapsed.TotalMilliseconds:F1} ms, {ck.State.Count} tensors");
-            Assert.True(warm.Elapsed < TimeSpan.FromSeconds(10));
+            output.WriteLine($"load {f}: cold {cold.Elapsed.TotalMilliseconds:F1} ms, warm {warm.Elapsed.TotalMilliseconds:F1} ms, {ck.State.Count} tensors");
+            Assert.Equal(first, ck.State.Keys.Order());
         }
     }
 }

@@ -3,6 +3,8 @@ using System.Text.Json;
 namespace ClipSharp.Tests.Evaluation;
 
 /// <summary>Every <c>clip eval</c> command and <c>clip predict</c>, run in-process on a tiny generated folder with the golden vit_small model.</summary>
+// In the "console" collection: the commands write to Console, which the issue-2 CLI tests capture.
+[Collection("console")]
 public class EvalCliEndToEndTests
 {
     static string[] Common(TestData.TempDir tmp) =>

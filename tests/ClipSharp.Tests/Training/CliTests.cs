@@ -5,6 +5,8 @@ using static TorchSharp.torch;
 namespace ClipSharp.Tests.Training;
 
 /// <summary>The training commands run in-process: debug loss-grad against golden, train from a CSV config, plot.</summary>
+// In the "console" collection: the commands write to Console, which the issue-2 CLI tests capture.
+[Collection("console")]
 public class CliTests : IDisposable
 {
     readonly string root = Directory.CreateTempSubdirectory("clipsharp-cli-").FullName;

@@ -4,7 +4,7 @@ namespace ClipSharp.Modeling;
 /// Groups a batch of token sequences by length for the causal text tower. Every text only needs the positions up to
 /// its end-of-text token, so a group can stop at its own longest text; more groups skip more padding but each group
 /// costs a pass of small kernels through every layer. The plan minimises the estimated cost
-/// Σ over groups of (texts · longest length · (1 + longest / (12 · width)) + <see cref="GroupOverheadTokens"/>):
+/// Σ over groups of (texts · longest length · (1 + longest / (12 · width)) + <see cref="GroupOverheadTokens(long)"/>):
 /// the dense work grows with tokens, attention adds a share growing with the length, and a group's fixed cost is
 /// expressed in tokens. Exact dynamic programming over the distinct lengths (at most the context length, 77).
 /// </summary>
@@ -16,11 +16,18 @@ public static class TextLengthBuckets
     public sealed record Bucket(long Length, long[] Rows);
 
     /// <summary>
-    /// Fixed cost of one more group, in tokens. Chosen on this project's 2-core machine with the small-CLIP text tower
-    /// (6 × 256), batch 128, end-of-text positions spread over 5–76, forward and backward in bf16: 16 gave 17 groups
-    /// (567 ms), 64 gave 7 (461 ms), 200 gave 4 (534 ms); one group up to the longest text took 690–820 ms.
+    /// Fixed cost of one more group, in tokens, for a text tower of width 256; <see cref="GroupOverheadTokens(long)"/>
+    /// scales it by (256 / width)², because a token's work grows with width² while a group's fixed cost (kernel launches,
+    /// small-matrix inefficiency) hardly does. Chosen on this project's 2-core machine, batch 128, forward and backward
+    /// in bf16: small CLIP (6 × 256), end-of-text positions spread over 5–76: 16 gave 17 groups (567 ms), 64 gave 7
+    /// (461 ms), 200 gave 4 (534 ms), one group 690–820 ms. cpu-vit-mini (4 × 128), captions up to 30 tokens: 64 gave 5
+    /// groups and 104 ms against 76 ms for one group; with the width scaling (256 tokens there) it makes 3 groups, 68 ms
+    /// against 67.
     /// </summary>
-    public const int GroupOverheadTokens = 64;
+    public const int GroupOverheadTokensAtWidth256 = 64;
+
+    /// <summary>Fixed cost of one more group, in tokens, for a text tower of the given width.</summary>
+    public static double GroupOverheadTokens(long width) => GroupOverheadTokensAtWidth256 * Math.Pow(256.0 / Math.Max(1, width), 2);
 
     /// <summary>Plans the groups for texts whose lengths (end-of-text position + 1) are given.</summary>
     /// <param name="lengths">Length of each text in the batch, ≥ 1.</param>
@@ -41,10 +48,11 @@ public static class TextLengthBuckets
         var prefix = new long[m + 1];
         for (int i = 0; i < m; i++) prefix[i + 1] = prefix[i] + counts[values[i]];
 
+        double overhead = GroupOverheadTokens(width);
         double Cost(int first, int last)
         {
             double longest = values[last];
-            return (prefix[last + 1] - prefix[first]) * longest * (1 + longest / (12.0 * width)) + GroupOverheadTokens;
+            return (prefix[last + 1] - prefix[first]) * longest * (1 + longest / (12.0 * width)) + overhead;
         }
 
         // best[j]: cheapest cover of values[0..j); from[j]: where its last group starts.

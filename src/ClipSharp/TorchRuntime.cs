@@ -38,10 +38,14 @@ public static class TorchRuntime
     internal static void OnAssemblyLoad()
 #pragma warning restore CA2255
     {
+        // Nothing may escape a module initializer: it would turn every later use of the assembly into a
+        // TypeInitializationException. If libtorch cannot be loaded here, the first real tensor operation reports that
+        // with TorchSharp's own error.
         try { EnsureInitialized(); }
-        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or EntryPointNotFoundException or NotSupportedException)
+#pragma warning disable CA1031 // see above
+        catch (Exception e) when (e is not OutOfMemoryException)
+#pragma warning restore CA1031
         {
-            // libtorch could not be loaded: the first real tensor operation reports that with TorchSharp's own error.
             MklDispatch = "libtorch not loaded: " + e.Message;
         }
     }

@@ -15,7 +15,7 @@ namespace ClipSharp.Tests.Training;
 /// </summary>
 public partial class KillAnywhereTests(ITestOutputHelper output) : IDisposable
 {
-    const int Steps = 48, CheckpointEvery = 3;
+    const int Steps = 60, CheckpointEvery = 3;
     readonly string root = Directory.CreateTempSubdirectory("clipsharp-kill-").FullName;
 
     public void Dispose() { try { Directory.Delete(root, true); } catch (IOException) { } }

@@ -66,6 +66,11 @@ public class TextPaddingTests
 
         using var noGrad = torch.no_grad();
         TensorAssert.Relative(model.EncodeText(ids), model.EncodeText(ids, skipPadding: false), 1e-5, "grouped text features");
+
+        // The grouped path leaves no tensor behind once its result is disposed.
+        long before = DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        for (int i = 0; i < 3; i++) model.EncodeText(ids).Dispose();
+        Assert.Equal(before, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 
     [Fact]

@@ -1,5 +1,4 @@
-using System.Runtime.CompilerServices;
-using System.Runtime.InteropServices;
+using ClipSharp.Checkpoints;
 using TorchSharp;
 
 namespace ClipSharp.Imaging;
@@ -156,9 +155,9 @@ public sealed class ClipImagePreprocessor
     {
         int per = OutputLength;
         var errors = new Exception?[paths.Count];
-        if (paths.Count > 0)
+        fixed (byte* storage = TensorBytes.Span(batch))
         {
-            float* data = (float*)Unsafe.AsPointer(ref MemoryMarshal.GetReference(batch.bytes));
+            float* data = (float*)storage;
             Parallel.For(0, paths.Count, i =>
             {
                 try

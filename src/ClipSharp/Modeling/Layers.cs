@@ -12,6 +12,9 @@ namespace ClipSharp.Modeling;
 /// <summary>QuickGELU, the activation of every CLIP transformer MLP: x · sigmoid(1.702 · x).</summary>
 public sealed class QuickGelu : nn.Module<Tensor, Tensor>
 {
+    /// <summary>The 1.702 of x · sigmoid(1.702 · x).</summary>
+    public const float Coefficient = 1.702f;
+
     /// <summary>Creates the activation (no parameters).</summary>
     public QuickGelu() : base(nameof(QuickGelu)) { }
 
@@ -156,14 +159,12 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var flat = x.reshape(-1, x.shape[^1]);
-        var h = torch.addmm(c_fc.bias!, flat, c_fc.weight!.t(), beta: QuickGeluK, alpha: QuickGeluK);
+        var h = torch.addmm(c_fc.bias!, flat, c_fc.weight!.t(), beta: QuickGelu.Coefficient, alpha: QuickGelu.Coefficient);
         var a = F.silu(h);
-        var y = torch.addmm(c_proj.bias!, a, c_proj.weight!.t(), beta: 1f, alpha: 1f / QuickGeluK);
+        var y = torch.addmm(c_proj.bias!, a, c_proj.weight!.t(), beta: 1f, alpha: 1f / QuickGelu.Coefficient);
         long[] shape = [.. x.shape[..^1], y.shape[^1]];
         return y.view(shape).MoveToOuterDisposeScope();
     }
-
-    const float QuickGeluK = 1.702f;
 }
 
 /// <summary>Pre-LN residual block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).</summary>

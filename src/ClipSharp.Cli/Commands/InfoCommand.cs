@@ -17,13 +17,8 @@ internal static class InfoCommand
             var file = r.GetValue(path)!;
             if (!File.Exists(file) && !Directory.Exists(file)) throw new CliException($"checkpoint not found: {file}");
             using var ckpt = CheckpointLoader.Load(file, upcastToFloat32: false);
-            var cfgPath = r.GetValue(config) ?? ClipModel.SiblingConfigPath(file);
-            string source;
-            ClipConfig cfg;
-            if (cfgPath is not null) { cfg = ClipConfig.FromJsonFile(cfgPath); source = cfgPath; }
-            else if (ckpt.Metadata.TryGetValue(ClipModel.ConfigMetadataKey, out var json)) { cfg = ClipConfig.FromJson(json); source = "checkpoint metadata"; }
-            else if (ckpt.Config is not null) { cfg = ckpt.Config; source = "Hugging Face config.json"; }
-            else { cfg = ArchitectureInference.Infer(ckpt.State); source = "inferred from tensor shapes (reference build_model rules)"; }
+            // The same resolution ClipModel.Load uses, so this reports the architecture a load would build.
+            var (cfg, source) = ClipModel.ResolveConfig(ckpt, r.GetValue(config));
 
             long total = 0, visual = 0, text = 0, buffers = 0;
             var dtypes = new SortedDictionary<string, (int Count, long Elements)>();
@@ -38,13 +33,14 @@ internal static class InfoCommand
                 else if (key != "logit_scale") text += n;
             }
             var tower = cfg.IsVit
-                ? $"ViT: {cfg.VisionLayers[0]} layers, width {cfg.VisionWidth}, {cfg.EffectiveVisionHeads} heads, patch {cfg.VisionPatchSize}"
+                ? $"ViT: {cfg.VisionLayers[0]} layers, width {cfg.VisionWidth}, {cfg.EffectiveVisionHeads} heads, MLP {cfg.VisionMlpWidth}, patch {cfg.VisionPatchSize}"
                 : $"ModifiedResNet: stages [{string.Join(", ", cfg.VisionLayers)}], width {cfg.VisionWidth}, attention pool {cfg.EffectiveVisionHeads} heads";
             Console.WriteLine($"file:          {file}");
             Console.WriteLine($"format:        {ckpt.Format}");
             Console.WriteLine($"architecture:  {Describe(cfg)} ({source})");
             Console.WriteLine($"image tower:   {tower}, input {cfg.ImageResolution}px");
-            Console.WriteLine($"text tower:    {cfg.TransformerLayers} layers, width {cfg.TransformerWidth}, {cfg.TransformerHeads} heads, context {cfg.ContextLength}, vocab {cfg.VocabSize}");
+            Console.WriteLine($"text tower:    {cfg.TransformerLayers} layers, width {cfg.TransformerWidth}, {cfg.TransformerHeads} heads, MLP {cfg.TextMlpWidth}, context {cfg.ContextLength}, vocab {cfg.VocabSize}");
+            Console.WriteLine($"activation:    {ClipConfig.ActivationName(cfg.Activation)}");
             Console.WriteLine($"embedding:     {cfg.EmbedDim}");
             Console.WriteLine($"parameters:    {total:N0} (image {visual:N0}, text {text:N0}, logit_scale 1); buffers {buffers:N0}");
             Console.WriteLine($"tensors:       {ckpt.State.Count}");

@@ -25,7 +25,7 @@ public static class FlopCounts
         if (c.IsVit)
         {
             long p = c.VisionPatchSize!.Value, w = c.VisionWidth, n = (c.ImageResolution / p) * (c.ImageResolution / p);
-            double macs = (double)n * w * 3 * p * p + TransformerMacs(n + 1, w, c.VisionLayers[0], 4 * w) + (double)w * c.EmbedDim;
+            double macs = (double)n * w * 3 * p * p + TransformerMacs(n + 1, w, c.VisionLayers[0], c.VisionMlpWidth) + (double)w * c.EmbedDim;
             return 2 * macs;
         }
         return 2 * ResNetMacs(c);
@@ -65,7 +65,7 @@ public static class FlopCounts
     public static double TextTower(ClipConfig c)
     {
         ArgumentNullException.ThrowIfNull(c);
-        return 2 * (TransformerMacs(c.ContextLength, c.TransformerWidth, c.TransformerLayers, 4 * c.TransformerWidth)
+        return 2 * (TransformerMacs(c.ContextLength, c.TransformerWidth, c.TransformerLayers, c.TextMlpWidth)
                     + (double)c.TransformerWidth * c.EmbedDim);
     }
 

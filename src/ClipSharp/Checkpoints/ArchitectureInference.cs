@@ -6,7 +6,8 @@ namespace ClipSharp.Checkpoints;
 /// Infers the CLIP constructor arguments from tensor shapes exactly as the reference <c>build_model</c> does,
 /// including its blind spots: text heads are always transformer_width / 64 and image resolutions are derived from
 /// positional-embedding sizes. Prefer an explicit config when one is available (the golden small models have 2 text
-/// heads, which this inference reports as 1).
+/// heads, which this inference reports as 1). The weights cannot tell QuickGELU from GELU, so the activation is the
+/// reference's QuickGELU; OpenCLIP models trained with GELU need their config (see <see cref="OpenClipConfig"/>).
 /// </summary>
 public static class ArchitectureInference
 {
@@ -69,7 +70,13 @@ public static class ArchitectureInference
         int transformerLayers = shapes.Keys.Where(k => k.StartsWith("transformer.resblocks", StringComparison.Ordinal))
             .Select(k => k.Split('.')).Where(p => p.Length > 2).Select(p => p[2]).Distinct().Count();
 
-        return new ClipConfig(embedDim, imageResolution, visionLayers, visionWidth, patch, contextLength, vocabSize,
+        var config = new ClipConfig(embedDim, imageResolution, visionLayers, visionWidth, patch, contextLength, vocabSize,
             transformerWidth, transformerHeads, transformerLayers);
+        // Beyond build_model: MLP hidden widths other than 4× (OpenCLIP's ViT-g/14 and ViT-bigG/14) are read off c_fc.
+        if (vit && shapes.TryGetValue("visual.transformer.resblocks.0.mlp.c_fc.weight", out var vfc) && vfc.Length == 2 && vfc[0] != 4L * visionWidth)
+            config = config with { VisionMlpWidthOverride = checked((int)vfc[0]) };
+        if (shapes.TryGetValue("transformer.resblocks.0.mlp.c_fc.weight", out var tfc) && tfc.Length == 2 && tfc[0] != 4L * transformerWidth)
+            config = config with { TextMlpWidthOverride = checked((int)tfc[0]) };
+        return config;
     }
 }

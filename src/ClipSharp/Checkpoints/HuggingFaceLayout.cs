@@ -183,7 +183,9 @@ public static class HuggingFaceLayout
     /// Missing fields take Hugging Face's CLIPConfig defaults (those of ViT-B/32). Vision heads that differ from
     /// width/64 are kept in <see cref="ClipConfig.VisionHeadsOverride"/>.
     /// </summary>
-    /// <exception cref="InvalidDataException">Not valid JSON, or an activation other than quick_gelu (ClipSharp's towers use QuickGELU).</exception>
+    /// <remarks><c>hidden_act</c> (<c>quick_gelu</c> or <c>gelu</c>, the same in both towers) and <c>intermediate_size</c> are
+    /// read too; the LAION models converted to this layout use exact GELU.</remarks>
+    /// <exception cref="InvalidDataException">Not valid JSON, another activation, or different activations in the two towers.</exception>
     public static ClipConfig ReadConfig(string configJsonPath)
     {
         JsonNode? root;
@@ -198,10 +200,20 @@ public static class HuggingFaceLayout
             if (n is null) return dflt;
             return n is JsonValue v && v.TryGetValue<int>(out var i) ? i : throw new InvalidDataException($"{configJsonPath}: '{name}' is not an integer");
         }
+        MlpActivation? activation = null;
         foreach (var (part, o) in new[] { ("vision_config", vision), ("text_config", text) })
         {
-            if (o["hidden_act"] is JsonValue act && act.TryGetValue<string>(out var a) && a != "quick_gelu")
-                throw new InvalidDataException($"{configJsonPath}: {part}.hidden_act is '{a}', but ClipSharp's CLIP towers implement only quick_gelu (the OpenAI models)");
+            // Hugging Face's CLIPVisionConfig/CLIPTextConfig default is quick_gelu.
+            var name = o["hidden_act"] switch
+            {
+                null => "quick_gelu",
+                JsonValue v when v.TryGetValue<string>(out var a) => a,
+                _ => throw new InvalidDataException($"{configJsonPath}: {part}.hidden_act is not a string"),
+            };
+            var act = ClipConfig.ParseActivation(name, $"{configJsonPath}: {part}.hidden_act");
+            if (activation is not null && activation != act)
+                throw new InvalidDataException($"{configJsonPath}: the towers use different activations ({ClipConfig.ActivationName(activation.Value)} and {name}); ClipSharp uses one for both");
+            activation = act;
         }
         int visionWidth = Int(vision, "hidden_size", 768);
         int visionHeads = Int(vision, "num_attention_heads", 12);
@@ -217,6 +229,10 @@ public static class HuggingFaceLayout
             TransformerHeads: Int(text, "num_attention_heads", 8),
             TransformerLayers: Int(text, "num_hidden_layers", 12));
         if (visionHeads != cfg.VisionHeads) cfg = cfg with { VisionHeadsOverride = visionHeads };
+        cfg = cfg with { Activation = activation!.Value };
+        int visionMlp = Int(vision, "intermediate_size", 4 * cfg.VisionWidth), textMlp = Int(text, "intermediate_size", 4 * cfg.TransformerWidth);
+        if (visionMlp != cfg.VisionMlpWidth) cfg = cfg with { VisionMlpWidthOverride = visionMlp };
+        if (textMlp != cfg.TextMlpWidth) cfg = cfg with { TextMlpWidthOverride = textMlp };
         cfg.Validate(configJsonPath);
         return cfg;
     }
@@ -236,13 +252,13 @@ public static class HuggingFaceLayout
             {
                 ["model_type"] = "clip_text_model",
                 ["hidden_size"] = config.TransformerWidth,
-                ["intermediate_size"] = 4 * config.TransformerWidth,
+                ["intermediate_size"] = config.TextMlpWidth,
                 ["num_hidden_layers"] = config.TransformerLayers,
                 ["num_attention_heads"] = config.TransformerHeads,
                 ["max_position_embeddings"] = config.ContextLength,
                 ["vocab_size"] = config.VocabSize,
                 ["projection_dim"] = config.EmbedDim,
-                ["hidden_act"] = "quick_gelu",
+                ["hidden_act"] = ClipConfig.ActivationName(config.Activation),
                 ["layer_norm_eps"] = 1e-5,
                 ["bos_token_id"] = 49406,
                 ["eos_token_id"] = 49407,
@@ -251,14 +267,14 @@ public static class HuggingFaceLayout
             {
                 ["model_type"] = "clip_vision_model",
                 ["hidden_size"] = config.VisionWidth,
-                ["intermediate_size"] = 4 * config.VisionWidth,
+                ["intermediate_size"] = config.VisionMlpWidth,
                 ["num_hidden_layers"] = config.VisionLayers[0],
                 ["num_attention_heads"] = config.EffectiveVisionHeads,
                 ["patch_size"] = config.VisionPatchSize,
                 ["image_size"] = config.ImageResolution,
                 ["num_channels"] = 3,
                 ["projection_dim"] = config.EmbedDim,
-                ["hidden_act"] = "quick_gelu",
+                ["hidden_act"] = ClipConfig.ActivationName(config.Activation),
                 ["layer_norm_eps"] = 1e-5,
             },
         };

@@ -18,6 +18,13 @@ namespace ClipSharp.Modeling;
 /// <param name="TransformerWidth">Text transformer width.</param>
 /// <param name="TransformerHeads">Text transformer heads.</param>
 /// <param name="TransformerLayers">Text transformer depth.</param>
+/// <remarks>
+/// The OpenAI models all use QuickGELU and 4×-wide MLPs with 64-wide attention heads. Models trained with OpenCLIP
+/// differ in ways the weights do not show: most use exact GELU (<see cref="Activation"/>), some have wider heads
+/// (ViT-H/14: 80, <see cref="VisionHeadsOverride"/>) or other MLP ratios (ViT-g/14, ViT-bigG/14,
+/// <see cref="VisionMlpWidthOverride"/>). Those come from the model's config (an OpenCLIP model config, a Hugging Face
+/// config.json or this type's JSON); inference from tensor shapes recovers the MLP widths but not the rest.
+/// </remarks>
 public sealed record ClipConfig(
     int EmbedDim,
     int ImageResolution,
@@ -42,6 +49,21 @@ public sealed record ClipConfig(
     /// <summary>Heads actually used by the image tower.</summary>
     public int EffectiveVisionHeads => VisionHeadsOverride ?? VisionHeads;
 
+    /// <summary>The activation inside every transformer MLP, in both towers (QuickGELU for the OpenAI models).</summary>
+    public MlpActivation Activation { get; init; } = MlpActivation.QuickGelu;
+
+    /// <summary>Hidden width of the ViT's MLPs when it is not 4 × <see cref="VisionWidth"/> (null: 4×).</summary>
+    public int? VisionMlpWidthOverride { get; init; }
+
+    /// <summary>Hidden width of the text transformer's MLPs when it is not 4 × <see cref="TransformerWidth"/> (null: 4×).</summary>
+    public int? TextMlpWidthOverride { get; init; }
+
+    /// <summary>Hidden width of the ViT's MLPs (c_fc output).</summary>
+    public int VisionMlpWidth => VisionMlpWidthOverride ?? 4 * VisionWidth;
+
+    /// <summary>Hidden width of the text transformer's MLPs (c_fc output).</summary>
+    public int TextMlpWidth => TextMlpWidthOverride ?? 4 * TransformerWidth;
+
     /// <summary>Value equality including the array of layer counts.</summary>
     public bool Equals(ClipConfig? other) =>
         other is not null && EmbedDim == other.EmbedDim && ImageResolution == other.ImageResolution &&
@@ -49,7 +71,8 @@ public sealed record ClipConfig(
         VisionPatchSize == other.VisionPatchSize && ContextLength == other.ContextLength &&
         VocabSize == other.VocabSize && TransformerWidth == other.TransformerWidth &&
         TransformerHeads == other.TransformerHeads && TransformerLayers == other.TransformerLayers &&
-        VisionHeadsOverride == other.VisionHeadsOverride;
+        EffectiveVisionHeads == other.EffectiveVisionHeads && Activation == other.Activation &&
+        (!IsVit || VisionMlpWidth == other.VisionMlpWidth) && TextMlpWidth == other.TextMlpWidth;
 
     /// <inheritdoc />
     public override int GetHashCode() => HashCode.Combine(EmbedDim, ImageResolution, VisionWidth, VisionPatchSize, TransformerWidth, TransformerLayers, VisionLayers.Length);
@@ -58,16 +81,44 @@ public sealed record ClipConfig(
     public override string ToString() =>
         $"ClipConfig(embed_dim={EmbedDim}, image_resolution={ImageResolution}, vision_layers=[{string.Join(",", VisionLayers)}], " +
         $"vision_width={VisionWidth}, vision_patch_size={(VisionPatchSize?.ToString() ?? "null")}, context_length={ContextLength}, " +
-        $"vocab_size={VocabSize}, transformer_width={TransformerWidth}, transformer_heads={TransformerHeads}, transformer_layers={TransformerLayers})";
+        $"vocab_size={VocabSize}, transformer_width={TransformerWidth}, transformer_heads={TransformerHeads}, transformer_layers={TransformerLayers}" +
+        (VisionHeadsOverride is int h ? $", vision_heads={h}" : "") +
+        (Activation != MlpActivation.QuickGelu ? $", activation={ActivationName(Activation)}" : "") +
+        (VisionMlpWidthOverride is int vm ? $", vision_mlp_width={vm}" : "") +
+        (TextMlpWidthOverride is int tm ? $", transformer_mlp_width={tm}" : "") + ")";
 
-    /// <summary>Reads the constructor arguments from a JSON object (reference names, e.g. the golden *.config.json files,
-    /// or a "hyperparameters" object inside it). Unknown fields are ignored.</summary>
+    /// <summary>The JSON name of an activation: <c>quick_gelu</c> or <c>gelu</c> (the names Hugging Face uses).</summary>
+    public static string ActivationName(MlpActivation activation) => activation switch
+    {
+        MlpActivation.QuickGelu => "quick_gelu",
+        MlpActivation.Gelu => "gelu",
+        _ => throw new ArgumentOutOfRangeException(nameof(activation)),
+    };
+
+    /// <summary>Parses <see cref="ActivationName"/>; throws naming <paramref name="source"/> for any other name.</summary>
+    public static MlpActivation ParseActivation(string name, string source) => name switch
+    {
+        "quick_gelu" => MlpActivation.QuickGelu,
+        "gelu" => MlpActivation.Gelu,
+        _ => throw new InvalidDataException(
+            $"{source}: activation '{name}' is not supported; ClipSharp's transformer MLPs implement 'quick_gelu' (x·σ(1.702x), the OpenAI models) and 'gelu' (exact, erf-based, most OpenCLIP models)"),
+    };
+
+    /// <summary>
+    /// Reads the constructor arguments from a JSON object: the reference names (e.g. the golden *.config.json files,
+    /// or a "hyperparameters" object inside it) plus ClipSharp's optional <c>vision_heads</c>, <c>activation</c>
+    /// (<c>quick_gelu</c> or <c>gelu</c>; OpenCLIP's boolean <c>quick_gelu</c> is read too), <c>vision_mlp_width</c> and
+    /// <c>transformer_mlp_width</c>. An OpenCLIP model config (<c>vision_cfg</c>/<c>text_cfg</c>, bare or inside the
+    /// <c>model_cfg</c> of an <c>open_clip_config.json</c>) is recognised and read by <see cref="Checkpoints.OpenClipConfig"/>.
+    /// Unknown fields are ignored.
+    /// </summary>
     public static ClipConfig FromJson(string json, string source = "config")
     {
         JsonNode? root;
         try { root = JsonNode.Parse(json); }
         catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})", e); }
         if (root is not JsonObject obj) throw new InvalidDataException($"{source}: expected a JSON object");
+        if (Checkpoints.OpenClipConfig.IsOpenClip(obj)) return Checkpoints.OpenClipConfig.Read(obj, source);
         if (obj["hyperparameters"] is JsonObject hp) obj = hp;
         int Req(string name) => obj[name] is JsonValue v && v.TryGetValue<int>(out var i)
             ? i : throw new InvalidDataException($"{source}: missing or non-integer field '{name}'");
@@ -81,6 +132,17 @@ public sealed record ClipConfig(
         var cfg = new ClipConfig(Req("embed_dim"), Req("image_resolution"), layers, Req("vision_width"), patch,
             Req("context_length"), Req("vocab_size"), Req("transformer_width"), Req("transformer_heads"), Req("transformer_layers"));
         if (obj["vision_heads"] is JsonValue vh && vh.TryGetValue<int>(out var heads)) cfg = cfg with { VisionHeadsOverride = heads };
+        if (obj["activation"] is JsonNode act)
+            cfg = cfg with { Activation = ParseActivation(act is JsonValue av && av.TryGetValue<string>(out var name) ? name : act.ToJsonString(), source) };
+        else if (obj["quick_gelu"] is JsonValue qg && qg.TryGetValue<bool>(out var quick))
+            cfg = cfg with { Activation = quick ? MlpActivation.QuickGelu : MlpActivation.Gelu };
+        int? OptionalInt(string name) => obj[name] switch
+        {
+            null => null,
+            JsonValue v when v.TryGetValue<int>(out var i) => i,
+            _ => throw new InvalidDataException($"{source}: field '{name}' is not an integer"),
+        };
+        cfg = cfg with { VisionMlpWidthOverride = OptionalInt("vision_mlp_width"), TextMlpWidthOverride = OptionalInt("transformer_mlp_width") };
         cfg.Validate(source);
         return cfg;
     }
@@ -105,6 +167,9 @@ public sealed record ClipConfig(
             ["transformer_layers"] = TransformerLayers,
         };
         if (VisionHeadsOverride is int h) o["vision_heads"] = h;
+        if (Activation != MlpActivation.QuickGelu) o["activation"] = ActivationName(Activation);
+        if (VisionMlpWidthOverride is int vm) o["vision_mlp_width"] = vm;
+        if (TextMlpWidthOverride is int tm) o["transformer_mlp_width"] = tm;
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
@@ -114,6 +179,8 @@ public sealed record ClipConfig(
         void Check(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
         Check(EmbedDim > 0 && ImageResolution > 0 && VisionWidth > 0 && ContextLength > 0 && VocabSize > 0, "sizes must be positive");
         Check(TransformerHeads > 0 && TransformerWidth % TransformerHeads == 0, $"transformer_width {TransformerWidth} is not divisible by transformer_heads {TransformerHeads}");
+        Check(TextMlpWidth > 0 && (!IsVit || VisionMlpWidth > 0), "MLP widths must be positive");
+        Check(Enum.IsDefined(Activation), $"unknown activation {Activation}");
         if (IsVit)
         {
             Check(VisionLayers.Length == 1, "a ViT has a single vision_layers count");
@@ -127,4 +194,14 @@ public sealed record ClipConfig(
             Check(EffectiveVisionHeads > 0 && VisionWidth * 32 % EffectiveVisionHeads == 0, "ResNet attention-pool width does not split into heads");
         }
     }
+}
+
+/// <summary>The activation between the two linear layers of a transformer MLP.</summary>
+public enum MlpActivation
+{
+    /// <summary>x · σ(1.702 · x), the OpenAI models' (and OpenCLIP's <c>-quickgelu</c> models').</summary>
+    QuickGelu,
+
+    /// <summary>The exact GELU, x · Φ(x) with the erf-based Φ (torch.nn.GELU()), used by most OpenCLIP models.</summary>
+    Gelu,
 }

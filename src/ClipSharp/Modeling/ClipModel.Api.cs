@@ -13,15 +13,12 @@ public sealed partial class ClipModel
 
     /// <summary>
     /// Loads a checkpoint in any supported format (safetensors, PyTorch zip, OpenAI TorchScript, Hugging Face
-    /// CLIPModel) and returns the model in eval mode, float32. The architecture comes from, in order:
-    /// <paramref name="configPath"/>; a config stored in the checkpoint (ClipSharp metadata or a Hugging Face
-    /// config.json); a sibling file <c>NAME.config.json</c>; inference from the tensor shapes as the reference
-    /// <c>build_model</c> does (which assumes 64-wide attention heads).
+    /// CLIPModel) and returns the model in eval mode, float32. The architecture comes from <see cref="ResolveConfig"/>.
     /// </summary>
     public static ClipModel Load(string path, string? configPath = null)
     {
         using var checkpoint = CheckpointLoader.Load(path);
-        var config = ResolveConfig(checkpoint, configPath);
+        var (config, _) = ResolveConfig(checkpoint, configPath);
         var model = new ClipModel(config, initialize: false);
         try
         {
@@ -36,17 +33,28 @@ public sealed partial class ClipModel
         return model;
     }
 
-    private static ClipConfig ResolveConfig(LoadedCheckpoint checkpoint, string? configPath)
+    /// <summary>
+    /// The architecture of a loaded checkpoint and where it came from, in this order: <paramref name="configPath"/>
+    /// (ClipSharp/reference JSON or an OpenCLIP model config); a config stored in the checkpoint (ClipSharp metadata or a
+    /// Hugging Face config.json); a sibling config file (<see cref="SiblingConfigPath"/>); inference from the tensor
+    /// shapes as the reference <c>build_model</c> does (64-wide attention heads, QuickGELU).
+    /// </summary>
+    public static (ClipConfig Config, string Source) ResolveConfig(LoadedCheckpoint checkpoint, string? configPath)
     {
-        if (configPath is not null) return ClipConfig.FromJsonFile(configPath);
-        if (checkpoint.Metadata.TryGetValue(ConfigMetadataKey, out var json)) return ClipConfig.FromJson(json, checkpoint.Path + " metadata");
-        if (checkpoint.Config is not null) return checkpoint.Config;
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        if (configPath is not null) return (ClipConfig.FromJsonFile(configPath), configPath);
+        if (checkpoint.Metadata.TryGetValue(ConfigMetadataKey, out var json)) return (ClipConfig.FromJson(json, checkpoint.Path + " metadata"), "checkpoint metadata");
+        if (checkpoint.Config is not null) return (checkpoint.Config, "Hugging Face config.json");
         var sibling = SiblingConfigPath(checkpoint.Path);
-        if (sibling is not null) return ClipConfig.FromJsonFile(sibling);
-        return ArchitectureInference.Infer(checkpoint.State);
+        if (sibling is not null) return (ClipConfig.FromJsonFile(sibling), sibling);
+        return (ArchitectureInference.Infer(checkpoint.State), "inferred from tensor shapes (reference build_model rules)");
     }
 
-    /// <summary>NAME.config.json next to NAME.ext (or NAME.jit.pt), if it exists.</summary>
+    /// <summary>
+    /// A config file beside a checkpoint, if one exists: <c>NAME.config.json</c> next to <c>NAME.ext</c> (or
+    /// <c>NAME.jit.pt</c>), else OpenCLIP's <c>open_clip_config.json</c> in the same folder (as the hub publishes it
+    /// next to <c>open_clip_pytorch_model.bin</c>).
+    /// </summary>
     public static string? SiblingConfigPath(string checkpointPath)
     {
         var dir = Path.GetDirectoryName(Path.GetFullPath(checkpointPath))!;
@@ -56,7 +64,8 @@ public sealed partial class ClipModel
             var p = Path.Combine(dir, candidate + ".config.json");
             if (File.Exists(p)) return p;
         }
-        return null;
+        var openClip = Path.Combine(dir, OpenClipConfig.HubConfigFileName);
+        return File.Exists(openClip) ? openClip : null;
     }
 
     /// <summary>

@@ -32,10 +32,11 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         Config = config;
         visual = config.IsVit
             ? new VisionTransformer(config.ImageResolution, config.VisionPatchSize!.Value, config.VisionWidth,
-                config.VisionLayers[0], config.EffectiveVisionHeads, config.EmbedDim)
+                config.VisionLayers[0], config.EffectiveVisionHeads, config.EmbedDim, config.VisionMlpWidth, config.Activation)
             : new ModifiedResNet(config.VisionLayers, config.EmbedDim, config.EffectiveVisionHeads,
                 config.ImageResolution, config.VisionWidth);
-        transformer = new Transformer(config.TransformerWidth, config.TransformerLayers, config.TransformerHeads, causal: true);
+        transformer = new Transformer(config.TransformerWidth, config.TransformerLayers, config.TransformerHeads, causal: true,
+            config.TextMlpWidth, config.Activation);
         token_embedding = nn.Embedding(config.VocabSize, config.TransformerWidth);
         positional_embedding = nn.Parameter(torch.empty(config.ContextLength, config.TransformerWidth));
         ln_final = new ClipLayerNorm(config.TransformerWidth);

@@ -23,7 +23,11 @@ public sealed class VisionTransformer : ImageTower
     private readonly int patchSize;
 
     /// <summary>Builds the tower with the reference initialisation scale for the embeddings.</summary>
-    public VisionTransformer(int inputResolution, int patchSize, int width, int layers, int heads, int outputDim) : base("visual")
+    public VisionTransformer(int inputResolution, int patchSize, int width, int layers, int heads, int outputDim)
+        : this(inputResolution, patchSize, width, layers, heads, outputDim, 4 * width, MlpActivation.QuickGelu) { }
+
+    /// <summary>Builds the tower with the given MLP hidden width and activation.</summary>
+    public VisionTransformer(int inputResolution, int patchSize, int width, int layers, int heads, int outputDim, int mlpWidth, MlpActivation activation) : base("visual")
     {
         resolution = inputResolution;
         this.patchSize = patchSize;
@@ -33,7 +37,7 @@ public sealed class VisionTransformer : ImageTower
         class_embedding = nn.Parameter(torch.randn(width).mul(scale));
         positional_embedding = nn.Parameter(torch.randn(grid * grid + 1, width).mul(scale));
         ln_pre = new ClipLayerNorm(width);
-        transformer = new Transformer(width, layers, heads, causal: false);
+        transformer = new Transformer(width, layers, heads, causal: false, mlpWidth, activation);
         ln_post = new ClipLayerNorm(width);
         proj = nn.Parameter(torch.randn(width, outputDim).mul(scale));
         RegisterComponents();

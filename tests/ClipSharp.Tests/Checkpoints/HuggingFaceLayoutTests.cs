@@ -112,8 +112,20 @@ public class HuggingFaceLayoutTests
         Assert.Equal(2, c.EffectiveVisionHeads);
         Assert.Equal(77, c.ContextLength);
 
+        // LAION conversions: exact GELU in both towers, and the intermediate sizes.
+        File.WriteAllText(path, """{"vision_config":{"hidden_act":"gelu","intermediate_size":3072},"text_config":{"hidden_act":"gelu"}}""");
+        var gelu = HuggingFaceLayout.ReadConfig(path);
+        Assert.Equal(NamedArchitectures.Get("ViT-B/32") with { Activation = MlpActivation.Gelu }, gelu);
+        Assert.Null(gelu.VisionMlpWidthOverride);
+
+        // One tower GELU and the other QuickGELU (the default) cannot be built.
         File.WriteAllText(path, """{"vision_config":{"hidden_act":"gelu"}}""");
-        Assert.Contains("quick_gelu", Assert.Throws<InvalidDataException>(() => HuggingFaceLayout.ReadConfig(path)).Message);
+        Assert.Contains("different activations", Assert.Throws<InvalidDataException>(() => HuggingFaceLayout.ReadConfig(path)).Message);
+
+        File.WriteAllText(path, """{"vision_config":{"hidden_act":"gelu_new"},"text_config":{"hidden_act":"gelu_new"}}""");
+        var unknown = Assert.Throws<InvalidDataException>(() => HuggingFaceLayout.ReadConfig(path)).Message;
+        Assert.Contains("gelu_new", unknown);
+        Assert.Contains(path, unknown);
     }
 
     [Fact]

@@ -1,10 +1,11 @@
 using System.CommandLine;
 using ClipSharp.Training;
+using ClipSharp.Training.Distributed;
 using Spectre.Console;
 
 namespace ClipSharp.Cli.Commands;
 
-/// <summary><c>clip train --config FILE [--set key=value ...] [--resume latest|PATH]</c>.</summary>
+/// <summary><c>clip train --config FILE [--set key=value ...] [--resume latest|PATH] [--rank R --world-size W --master HOST:PORT]</c>.</summary>
 internal static class TrainCommand
 {
     public static Command Create()
@@ -12,21 +13,51 @@ internal static class TrainCommand
         var config = new Option<string>("--config", "-c") { Description = "Training config (.json, .yaml or .yml)", Required = true };
         var set = new Option<string[]>("--set") { Description = "Override a config value by dotted path, e.g. --set optimizer.lr=1e-4 (repeatable)", AllowMultipleArgumentsPerToken = false };
         var resume = new Option<string?>("--resume") { Description = "'latest' (newest checkpoint in the run directory) or a checkpoint path" };
-        var cmd = new Command("train", "Train or fine-tune a CLIP model from a config file") { config, set, resume };
-        cmd.SetAction((r, cancel) => Task.FromResult(Run(r.GetValue(config)!, r.GetValue(set) ?? [], r.GetValue(resume), cancel)));
+        var rank = new Option<int?>("--rank") { Description = "Data-parallel: this process's rank, 0 … world size − 1 (default: $RANK)" };
+        var world = new Option<int?>("--world-size") { Description = "Data-parallel: number of processes; data.batch_size is split over them (default: $WORLD_SIZE, else 1)" };
+        var master = new Option<string?>("--master") { Description = "Data-parallel: HOST:PORT where rank 0 listens (default: $MASTER_ADDR:$MASTER_PORT, else 127.0.0.1:29500)" };
+        var timeout = new Option<double?>("--dist-timeout") { Description = "Data-parallel: seconds any rank may wait for the others (default 600)" };
+        var cmd = new Command("train", "Train or fine-tune a CLIP model from a config file") { config, set, resume, rank, world, master, timeout };
+        cmd.SetAction((r, cancel) => Task.FromResult(Run(r.GetValue(config)!, r.GetValue(set) ?? [], r.GetValue(resume),
+            Distributed(r.GetValue(rank), r.GetValue(world), r.GetValue(master), r.GetValue(timeout)), cancel)));
         return cmd;
     }
 
-    private static int Run(string configPath, string[] overrides, string? resume, CancellationToken cancel)
+    /// <summary>Command-line options over the torchrun-style environment variables; null for a single process.</summary>
+    internal static DistributedSettings? Distributed(int? rank, int? world, string? master, double? timeoutSeconds)
+    {
+        try
+        {
+            var env = DistributedSettings.FromEnvironment();
+            int w = world ?? env?.WorldSize ?? 1;
+            if (w == 1 && rank is null or 0) return null;
+            int r = rank ?? env?.Rank ?? throw new ArgumentException("--world-size is given but --rank (or $RANK) is not");
+            string host = env?.MasterAddress ?? "127.0.0.1";
+            int port = env?.MasterPort ?? 29500;
+            if (master is not null)
+            {
+                int colon = master.LastIndexOf(':');
+                if (colon <= 0 || !int.TryParse(master[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out port))
+                    throw new ArgumentException($"--master '{master}' is not HOST:PORT");
+                host = master[..colon];
+            }
+            var s = new DistributedSettings(r, w, host, port, timeoutSeconds is double t ? TimeSpan.FromSeconds(t) : DistributedSettings.DefaultTimeout);
+            s.Validate();
+            return s;
+        }
+        catch (ArgumentException e) { throw new CliException(e.Message); }
+    }
+
+    private static int Run(string configPath, string[] overrides, string? resume, DistributedSettings? distributed, CancellationToken cancel)
     {
         TrainConfig cfg;
         try { cfg = TrainConfig.Load(configPath, overrides); }
         catch (ArgumentException e) { throw new CliException(e.Message); }
         string baseDir = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
-        var run = new TrainingRun(cfg, baseDir);
-        Console.Error.WriteLine($"run directory: {run.RunDirectory}");
+        var run = new TrainingRun(cfg, baseDir) { Distributed = distributed };
+        Console.Error.WriteLine($"run directory: {run.RunDirectory}" + (distributed is null ? "" : $" (rank {distributed.Rank} of {distributed.WorldSize}; rank 0 writes it)"));
         Console.Error.WriteLine($"sources: {string.Join(", ", run.Sources.Select(s => $"{s.Name} ({s.Samples.Count} pairs, weight {s.Weight}" + (s.SkippedWhenOpening > 0 ? $", {s.SkippedWhenOpening} rows skipped" : "") + ")"))}");
-        var logPath = Path.Combine(run.RunDirectory, "train.log");
+        var logPath = Path.Combine(run.RunDirectory, distributed is { Rank: > 0 } ? $"train.rank{distributed.Rank}.log" : "train.log");
         Directory.CreateDirectory(run.RunDirectory);
         using var log = new StreamWriter(logPath, append: true) { AutoFlush = true };
         int skippedShown = 0;

@@ -1,4 +1,5 @@
 using ClipSharp.Modeling;
+using ClipSharp.Training.Distributed;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -98,6 +99,13 @@ public sealed class ClipTrainer : IDisposable
     /// <summary>The sigmoid loss's learnable bias (null for InfoNCE).</summary>
     public Parameter? LogitBias => logitBias;
 
+    /// <summary>
+    /// Data-parallel training: the batches passed in are this rank's share of each global batch, the loss covers the
+    /// whole global batch, and gradients are summed over ranks before clipping (see <see cref="DataParallel"/>).
+    /// Null: single-process training.
+    /// </summary>
+    public GradientReducer? DataParallelGroup { get; set; }
+
     /// <summary>Optimiser steps taken (the schedule position).</summary>
     public long StepCount => Optimizer.StepCount;
 
@@ -142,13 +150,20 @@ public sealed class ClipTrainer : IDisposable
         if (inputIds.shape[0] != n) throw new ArgumentException($"batch mismatch: {n} images, {inputIds.shape[0]} texts");
         long m = Math.Min(n, microBatchSize ?? Options.MicroBatchSize ?? n);
         bool img = ImageTrainable, txt = TextTrainable;
+        var group = DataParallelGroup?.Group;
         if (m >= n)
         {
             Tensor imageFeatures, textFeatures;
             using (torch.set_grad_enabled(img)) imageFeatures = net.EncodeImage(pixels);
             using (torch.set_grad_enabled(txt)) textFeatures = net.EncodeText(inputIds);
+            if (group is not null)
+            {
+                imageFeatures = DataParallel.GlobalRows(group, imageFeatures);
+                textFeatures = DataParallel.GlobalRows(group, textFeatures);
+            }
             var loss = Loss(imageFeatures, textFeatures);
             loss.backward();
+            KeepWholeLossGradientsOnRankZero(net);
             return loss.item<float>();
         }
         if (n % m != 0) throw new ArgumentException($"micro-batch size {m} does not divide the batch {n}");
@@ -167,27 +182,51 @@ public sealed class ClipTrainer : IDisposable
             allImg = torch.cat(imgs, 0);
             allTxt = torch.cat(txts, 0);
             foreach (var t in imgs.Concat(txts)) t.Dispose();
+            if (group is not null)
+            {
+                allImg = DataParallel.GlobalRows(group, allImg);
+                allTxt = DataParallel.GlobalRows(group, allTxt);
+            }
         }
         allImg.requires_grad_(img);
         allTxt.requires_grad_(txt);
         var total = Loss(allImg, allTxt);
         total.backward();
+        KeepWholeLossGradientsOnRankZero(net);
         double value = total.item<float>();
+        Tensor imgGrad = img ? allImg.grad! : allImg, txtGrad = txt ? allTxt.grad! : allTxt;
+        if (group is not null)
+        {
+            if (img) imgGrad = DataParallel.LocalRows(group, imgGrad);
+            if (txt) txtGrad = DataParallel.LocalRows(group, txtGrad);
+        }
         for (long i = 0; i < k; i++)
         {
             using var inner = NewDisposeScope();
             if (img)
             {
                 var f = net.EncodeImage(pixels.narrow(0, i * m, m));
-                (f * allImg.grad!.narrow(0, i * m, m)).sum().backward();
+                (f * imgGrad.narrow(0, i * m, m)).sum().backward();
             }
             if (txt)
             {
                 var f = net.EncodeText(inputIds.narrow(0, i * m, m));
-                (f * allTxt.grad!.narrow(0, i * m, m)).sum().backward();
+                (f * txtGrad.narrow(0, i * m, m)).sum().backward();
             }
         }
         return value;
+    }
+
+    /// <summary>
+    /// In data-parallel training every rank computes the same whole-batch loss, so the gradient of the parameters that
+    /// enter it directly (the temperature, SigLIP's bias) is complete on each rank; only rank 0's copy may enter the sum.
+    /// </summary>
+    private void KeepWholeLossGradientsOnRankZero(ClipModel net)
+    {
+        if (DataParallelGroup is not { Group.Rank: > 0 }) return;
+        using var _ = torch.no_grad();
+        net.LogitScale.grad?.zero_();
+        logitBias?.grad?.zero_();
     }
 
     /// <summary>One optimiser step on a batch: zero grads, loss + backward, clip, AdamW at the scheduled rate, clamp logit_scale.</summary>
@@ -197,6 +236,7 @@ public sealed class ClipTrainer : IDisposable
         Model.train();
         Optimizer.ZeroGrad();
         double loss = LossAndBackward(pixels, inputIds);
+        DataParallelGroup?.SumGradients(Optimizer.Parameters);
         double norm = ClipGradients(Options.GradClip);
         double lr = Options.Schedule.At(Optimizer.StepCount);
         Optimizer.Step(lr);

@@ -4,6 +4,8 @@ using ClipSharp.Checkpoints;
 using ClipSharp.Modeling;
 using ClipSharp.Text;
 using ClipSharp.Training.Data;
+using ClipSharp.Training.Distributed;
+using System.Text.Json;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -71,6 +73,14 @@ public sealed class TrainingRun : IDisposable
     /// <summary>Called with log lines (validation results, checkpoints, skipped samples).</summary>
     public Action<string>? OnLog { get; set; }
 
+    /// <summary>
+    /// Data-parallel training over several processes (null or world size 1: this process alone). <c>data.batch_size</c>
+    /// is the global batch; each rank loads and encodes its share (see <see cref="DataParallel"/>). Rank 0 alone reads
+    /// the resume checkpoint, validates and writes files; at the start it sends its weights, optimiser state and data
+    /// positions to the others, so they need only the data and the config.
+    /// </summary>
+    public DistributedSettings? Distributed { get; init; }
+
     /// <summary>The training sources.</summary>
     public IReadOnlyList<PairSource> Sources => sources;
 
@@ -82,14 +92,22 @@ public sealed class TrainingRun : IDisposable
     /// </summary>
     public RunResult Run(string? resume = null, long? stopAfterStep = null, CancellationToken cancel = default)
     {
-        Directory.CreateDirectory(RunDirectory);
-        // A run killed while writing leaves temporary files (never a torn checkpoint: every file is renamed into place).
-        int stale = AtomicFile.RemoveStale(RunDirectory) + AtomicFile.RemoveStale(Store.Directory, stagedCheckpoints: true);
-        if (stale > 0) OnLog?.Invoke($"removed {stale} temporary file(s) left by an interrupted run");
-        AtomicFile.WriteAllText(Path.Combine(RunDirectory, "config.resolved.json"), cfg.ToJson());
+        var dist = Distributed is { WorldSize: > 1 } d ? d : null;
+        int world = dist?.WorldSize ?? 1, rank = dist?.Rank ?? 0;
+        bool lead = rank == 0;
+        if (cfg.Data.BatchSize % world != 0)
+            throw new InvalidDataException($"data.batch_size {cfg.Data.BatchSize} (the global batch) does not split evenly over {world} processes");
+        if (lead)
+        {
+            Directory.CreateDirectory(RunDirectory);
+            // A run killed while writing leaves temporary files (never a torn checkpoint: every file is renamed into place).
+            int stale = AtomicFile.RemoveStale(RunDirectory) + AtomicFile.RemoveStale(Store.Directory, stagedCheckpoints: true);
+            if (stale > 0) OnLog?.Invoke($"removed {stale} temporary file(s) left by an interrupted run");
+            AtomicFile.WriteAllText(Path.Combine(RunDirectory, "config.resolved.json"), cfg.ToJson());
+        }
 
         TrainingCheckpoint? ckpt = null;
-        if (resume is not null)
+        if (resume is not null && lead)
         {
             string? path = resume == "latest" ? Store.Latest() : ResolvePath(resume);
             if (path is null) OnLog?.Invoke("resume: no checkpoint yet, starting fresh");
@@ -100,7 +118,7 @@ public sealed class TrainingRun : IDisposable
             torch.manual_seed(cfg.Seed);
             using var model = BuildModel(ckpt);
             var arch = model.Config;
-            AtomicFile.WriteAllText(Path.Combine(RunDirectory, "model.config.json"), arch.ToJson());
+            if (lead) AtomicFile.WriteAllText(Path.Combine(RunDirectory, "model.config.json"), arch.ToJson());
             var frozen = Freezing.Apply(model, cfg.Freeze);
             if (frozen.Count > 0) OnLog?.Invoke($"frozen: {frozen.Count} parameter tensors");
             if (cfg.Model.GradCheckpointing) GradientCheckpointing.Enable(model);
@@ -111,25 +129,34 @@ public sealed class TrainingRun : IDisposable
                 using Scalar initScalar = init.ToScalar();
                 using (torch.no_grad()) model.LogitScale.fill_(initScalar);
             }
-            long dataPosition = 0;
+            var positions = new long[world];
             double best = double.NaN;
-            if (ckpt is not null) (dataPosition, best) = Restore(ckpt, trainer);
+            if (ckpt is not null) (positions, best) = Restore(ckpt, trainer, world);
             ckpt?.Dispose();
             ckpt = null;
+            using var group = dist is null ? null : ProcessGroup.Connect(dist, Fingerprint(arch), cancel);
+            if (group is not null)
+            {
+                OnLog?.Invoke($"data-parallel: rank {rank} of {world}, {cfg.Data.BatchSize / world} of every {cfg.Data.BatchSize} pairs");
+                (positions, best) = ShareStateFromRankZero(group, trainer, positions, best);
+                trainer.DataParallelGroup = new GradientReducer(group);
+            }
+            long dataPosition = positions[rank];
 
             int? fold = arch.VocabSize < tokenizer.VocabSize ? arch.VocabSize : null;
-            var validator = new Validator(tokenizer, arch.ImageResolution, arch.ContextLength, fold, valSource, cfg.Data.ValLimit, cfg.Data.ZeroShot, baseDirectory);
-            using var metrics = new MetricsLog(RunDirectory, cfg.Output.Tensorboard, continueFromStep: trainer.StepCount);
+            var validator = !lead ? null : new Validator(tokenizer, arch.ImageResolution, arch.ContextLength, fold, valSource, cfg.Data.ValLimit, cfg.Data.ZeroShot, baseDirectory);
+            using var metrics = lead ? new MetricsLog(RunDirectory, cfg.Output.Tensorboard, continueFromStep: trainer.StepCount) : null;
             using var loader = new TrainingDataLoader(sources, tokenizer, new LoaderOptions
             {
-                BatchSize = cfg.Data.BatchSize, ImageSize = arch.ImageResolution, ContextLength = arch.ContextLength,
+                BatchSize = cfg.Data.BatchSize / world, ImageSize = arch.ImageResolution, ContextLength = arch.ContextLength,
                 Workers = cfg.Data.Workers, Prefetch = cfg.Data.Prefetch, Augment = cfg.Data.Augment, Seed = cfg.Seed, VocabSize = fold,
+                Rank = rank, WorldSize = world,
             }, dataPosition);
 
             long total = cfg.Schedule.Steps;
             long startStep = trainer.StepCount;
             var clock = Stopwatch.StartNew();
-            string? lastCheckpoint = Store.Latest();
+            string? lastCheckpoint = lead ? Store.Latest() : null;
             IReadOnlyDictionary<string, double> lastVal = new Dictionary<string, double>();
             double sps = 0;
             model.train();
@@ -152,16 +179,16 @@ public sealed class TrainingRun : IDisposable
                 OnProgress?.Invoke(new RunProgress(r, total, sps, eta, loader.SkippedTotal));
                 bool last = trainer.StepCount == total;
                 if (trainer.StepCount % Math.Max(1, cfg.Output.LogEvery) == 0 || last)
-                    metrics.Write(r.Step, new Dictionary<string, double>
+                    metrics?.Write(r.Step, new Dictionary<string, double>
                     {
                         ["train/loss"] = r.Loss, ["train/lr"] = r.Lr, ["train/logit_scale"] = r.LogitScale,
                         ["train/grad_norm"] = r.GradNorm, ["train/samples_per_s"] = sps, ["train/skipped"] = loader.SkippedTotal,
                     });
-                bool evalNow = validator.HasWork && (last || (cfg.Output.EvalEvery > 0 && trainer.StepCount % cfg.Output.EvalEvery == 0));
+                bool evalNow = validator is { HasWork: true } && (last || (cfg.Output.EvalEvery > 0 && trainer.StepCount % cfg.Output.EvalEvery == 0));
                 if (evalNow)
                 {
-                    lastVal = validator.Evaluate(model);
-                    metrics.Write(r.Step, lastVal);
+                    lastVal = validator!.Evaluate(model);
+                    metrics!.Write(r.Step, lastVal);
                     OnLog?.Invoke($"step {r.Step}: " + string.Join(", ", lastVal.Select(kv => $"{kv.Key} {kv.Value:F4}")));
                     if (lastVal.TryGetValue(cfg.Output.BestMetric, out var m) && IsBetter(m, best))
                     {
@@ -176,11 +203,17 @@ public sealed class TrainingRun : IDisposable
                 bool stopping = stopAfterStep is long s && trainer.StepCount >= s;
                 if (last || stopping || (cfg.Output.CheckpointEvery > 0 && trainer.StepCount % cfg.Output.CheckpointEvery == 0))
                 {
-                    lastCheckpoint = SaveCheckpoint(trainer, dataPosition, best, loader.SkippedTotal);
-                    OnLog?.Invoke($"checkpoint {lastCheckpoint}");
+                    // Every rank's data position goes into the checkpoint (one collective, on every rank alike).
+                    positions = group is null ? [dataPosition] : GatherPositions(group, dataPosition);
+                    if (lead)
+                    {
+                        lastCheckpoint = SaveCheckpoint(trainer, positions, best, loader.SkippedTotal);
+                        OnLog?.Invoke($"checkpoint {lastCheckpoint}");
+                    }
                 }
                 if (stopping && !last) return new RunResult(trainer.StepCount, null, lastCheckpoint, lastVal, sps);
             }
+            if (!lead) return new RunResult(trainer.StepCount, null, null, lastVal, sps);
             string final = Path.Combine(RunDirectory, "final.safetensors");
             model.Save(final, new Dictionary<string, string> { ["step"] = trainer.StepCount.ToString(CultureInfo.InvariantCulture) });
             return new RunResult(trainer.StepCount, final, lastCheckpoint, lastVal, sps);
@@ -211,8 +244,12 @@ public sealed class TrainingRun : IDisposable
         return new ClipModel(arch);
     }
 
-    private (long DataPosition, double Best) Restore(TrainingCheckpoint ckpt, ClipTrainer trainer)
+    private (long[] DataPositions, double Best) Restore(TrainingCheckpoint ckpt, ClipTrainer trainer, int world)
     {
+        int saved = ckpt.Metadata.TryGetValue("world_size", out var ws) ? int.Parse(ws, CultureInfo.InvariantCulture) : 1;
+        if (saved != world)
+            throw new InvalidDataException(
+                $"{ckpt.Path}: written by a run of {saved} process(es); resume it with {saved} (each process's place in the data is saved), not {world}");
         var model = new List<KeyValuePair<string, Tensor>>();
         var optim = new Dictionary<string, Tensor>();
         foreach (var (k, t) in ckpt.Tensors)
@@ -225,15 +262,24 @@ public sealed class TrainingRun : IDisposable
         if (trainer.LogitBias is not null && ckpt.Tensors.TryGetValue("trainer.logit_bias", out var bias))
             using (torch.no_grad()) trainer.LogitBias.copy_(bias);
         if (ckpt.Tensors.TryGetValue("rng.torch", out var rng)) torch.random.set_rng_state(rng);
-        long pos = long.Parse(ckpt.Metadata["data_position"], CultureInfo.InvariantCulture);
+        long[] pos = ckpt.Metadata.TryGetValue("data_positions", out var list)
+            ? list.Split(',').Select(x => long.Parse(x, CultureInfo.InvariantCulture)).ToArray()
+            : [long.Parse(ckpt.Metadata["data_position"], CultureInfo.InvariantCulture)];
+        if (pos.Length != world) throw new InvalidDataException($"{ckpt.Path}: {pos.Length} data positions for {world} process(es)");
         double best = ckpt.Metadata.TryGetValue("best", out var b) ? double.Parse(b, CultureInfo.InvariantCulture) : double.NaN;
-        OnLog?.Invoke($"resumed from {ckpt.Path} at step {ckpt.Step}, data position {pos}");
+        OnLog?.Invoke($"resumed from {ckpt.Path} at step {ckpt.Step}, data position {string.Join(",", pos)}");
         return (pos, best);
     }
 
-    private string SaveCheckpoint(ClipTrainer trainer, long dataPosition, double best, long skipped)
+    private string SaveCheckpoint(ClipTrainer trainer, long[] dataPositions, double best, long skipped)
     {
-        using var sd = new StateDict();
+        var (sd, meta) = CheckpointContents(trainer, dataPositions, best, skipped);
+        using (sd) return Store.Save(trainer.StepCount, sd, meta);
+    }
+
+    private (StateDict Tensors, Dictionary<string, string> Metadata) CheckpointContents(ClipTrainer trainer, long[] dataPositions, double best, long skipped)
+    {
+        var sd = new StateDict();
         foreach (var (k, t) in trainer.Model.state_dict()) sd.Add("model." + k, t.detach());
         foreach (var (k, t) in trainer.Optimizer.StateTensors()) sd.Add("optim." + k, t.detach());
         if (trainer.LogitBias is not null) sd.Add("trainer.logit_bias", trainer.LogitBias.detach());
@@ -241,7 +287,7 @@ public sealed class TrainingRun : IDisposable
         var meta = new Dictionary<string, string>
         {
             ["step"] = trainer.StepCount.ToString(CultureInfo.InvariantCulture),
-            ["data_position"] = dataPosition.ToString(CultureInfo.InvariantCulture),
+            ["data_position"] = dataPositions[0].ToString(CultureInfo.InvariantCulture),
             ["seed"] = cfg.Seed.ToString(CultureInfo.InvariantCulture),
             ["skipped"] = skipped.ToString(CultureInfo.InvariantCulture),
             ["model_config"] = trainer.Model.Config.ToJson(),
@@ -249,7 +295,62 @@ public sealed class TrainingRun : IDisposable
             [ClipModel.ConfigMetadataKey] = trainer.Model.Config.ToJson(),
         };
         if (!double.IsNaN(best)) meta["best"] = best.ToString("R", CultureInfo.InvariantCulture);
-        return Store.Save(trainer.StepCount, sd, meta);
+        if (dataPositions.Length > 1)
+        {
+            meta["world_size"] = dataPositions.Length.ToString(CultureInfo.InvariantCulture);
+            meta["data_positions"] = string.Join(",", dataPositions.Select(p => p.ToString(CultureInfo.InvariantCulture)));
+        }
+        return (sd, meta);
+    }
+
+    /// <summary>
+    /// What must agree across ranks for their gradients to add up: the architecture and everything that shapes a step.
+    /// Paths, output settings and worker counts may differ per machine.
+    /// </summary>
+    private string Fingerprint(ClipConfig arch)
+    {
+        var text = string.Join("\n", arch.ToJson(), JsonSerializer.Serialize(cfg.Optimizer, TrainConfig.JsonOptions),
+            JsonSerializer.Serialize(cfg.Schedule, TrainConfig.JsonOptions), JsonSerializer.Serialize(cfg.Loss, TrainConfig.JsonOptions),
+            JsonSerializer.Serialize(cfg.Freeze, TrainConfig.JsonOptions), JsonSerializer.Serialize(cfg.Data.Augment, TrainConfig.JsonOptions),
+            cfg.Data.BatchSize.ToString(CultureInfo.InvariantCulture), cfg.Seed.ToString(CultureInfo.InvariantCulture),
+            cfg.Model.Precision.ToString(), cfg.Model.GradCheckpointing.ToString(), (cfg.Data.MicroBatchSize ?? 0).ToString(CultureInfo.InvariantCulture));
+        return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
+    }
+
+    /// <summary>
+    /// Gives every rank rank 0's training state (weights, optimiser moments and step, sigmoid bias, RNG) and the data
+    /// positions, through the same serialisation a checkpoint uses, so all ranks start bit-identical.
+    /// </summary>
+    private (long[] Positions, double Best) ShareStateFromRankZero(ProcessGroup group, ClipTrainer trainer, long[] positions, double best)
+    {
+        string temp = Path.Combine(Path.GetTempPath(), $"clipsharp-rank{group.Rank}-{Environment.ProcessId}-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            byte[]? payload = null;
+            if (group.Rank == 0)
+            {
+                var (sd, meta) = CheckpointContents(trainer, positions, best, 0);
+                meta["world_size"] = group.WorldSize.ToString(CultureInfo.InvariantCulture);
+                meta["data_positions"] = string.Join(",", positions.Select(p => p.ToString(CultureInfo.InvariantCulture)));
+                using (sd) SafeTensors.Save(temp, sd, meta);
+                payload = File.ReadAllBytes(temp);
+            }
+            var received = group.Broadcast(payload);
+            if (group.Rank == 0) return (positions, best);
+            File.WriteAllBytes(temp, received);
+            using var state = CheckpointStore.Load(temp);
+            return Restore(state, trainer, group.WorldSize);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    private static long[] GatherPositions(ProcessGroup group, long mine)
+    {
+        var all = group.AllGather(BitConverter.GetBytes(mine));
+        return Enumerable.Range(0, group.WorldSize).Select(r => BitConverter.ToInt64(all, r * 8)).ToArray();
     }
 
     /// <inheritdoc />

@@ -33,6 +33,15 @@ public sealed record LoaderOptions
 
     /// <summary>Token ids ≥ this are mapped to id % this before use (null: none). Lets small-vocabulary test models read BPE ids.</summary>
     public int? VocabSize { get; init; }
+
+    /// <summary>
+    /// Data-parallel share: this loader draws only the plan positions p with p mod <see cref="WorldSize"/> = Rank, so
+    /// W loaders with ranks 0 … W − 1 and batches of N/W together read exactly the single-process batches of N.
+    /// </summary>
+    public int Rank { get; init; }
+
+    /// <summary>Number of data-parallel loaders sharing the plan (1: this loader reads every position).</summary>
+    public int WorldSize { get; init; } = 1;
 }
 
 /// <summary>A batch decoded and augmented ahead of training (plain arrays; tensors are made on the training thread).</summary>
@@ -130,7 +139,12 @@ public sealed class TrainingDataLoader : IDisposable
             cancel.ThrowIfCancellationRequested();
             int want = n - filled;
             var picks = new (int Source, int Index, long Position)[want];
-            for (int i = 0; i < want; i++) picks[i] = plan.Next();
+            for (int i = 0; i < want; i++)
+            {
+                var pick = plan.Next();
+                while (pick.Position % options.WorldSize != options.Rank) pick = plan.Next();
+                picks[i] = pick;
+            }
             var results = new (float[]? Pixels, int[]? Tokens, string? Error)[want];
             Parallel.For(0, want, new ParallelOptions { MaxDegreeOfParallelism = workers, CancellationToken = cancel },
                 i => results[i] = Load(picks[i]));

@@ -38,7 +38,7 @@ internal sealed class ConvBn(Conv2d conv, BatchNorm2d bn) : IDisposable
     {
         if (!bn.track_running_stats || bn.num_batches_tracked is null) return bn.forward(x);
         bn.num_batches_tracked.add_(TorchScalars.IntOne, TorchScalars.IntOne);
-        double factor = bn.momentum ?? 1.0 / (double)bn.num_batches_tracked;
+        double factor = bn.momentum ?? 1.0 / bn.num_batches_tracked.item<long>();
         return F.batch_norm(x, bn.running_mean, bn.running_var, bn.weight, bn.bias, training: true, factor, bn.eps);
     }
 

@@ -21,15 +21,8 @@ namespace ClipSharp.Tests.Training;
 /// </summary>
 public class ScalarLifetimeAuditTests
 {
-    /// <summary>
-    /// Known sites, each with why it stays. ConvBn's training-mode BatchNorm divides by num_batches_tracked only when
-    /// the module has no momentum, which BatchNorm2d as built by ModifiedResNet always has (0.1); src/ClipSharp/Modeling
-    /// is edited elsewhere, so the site is reported rather than changed here.
-    /// </summary>
-    static readonly string[] Allowed =
-    [
-        "ClipSharp.Modeling.ConvBn::BatchNormTraining -> float64 TorchSharp.torch/Tensor::op_Explicit(TorchSharp.torch/Tensor)",
-    ];
+    /// <summary>Known sites, each with why it stays (none at present).</summary>
+    static readonly string[] Allowed = [];
 
     [Fact]
     public void NoCallCreatesAScalarThatNothingHolds()

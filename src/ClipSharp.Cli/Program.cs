@@ -22,7 +22,7 @@ public static class Program
         {
             return BuildRoot().Parse(args).Invoke(config);
         }
-        catch (Exception e) when (e is CliException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or NotSupportedException or IOException)
+        catch (Exception e) when (e is CliException or ClipSharp.Training.Distributed.DistributedException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or NotSupportedException or IOException)
         {
             Console.Error.WriteLine($"clip: error: {e.Message}");
             return e is CliException ce ? ce.ExitCode : 1;

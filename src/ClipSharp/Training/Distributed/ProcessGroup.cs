@@ -327,7 +327,8 @@ public sealed class ProcessGroup : IDisposable
     int PeerRank(int peer) => Rank == 0 ? peer : 0;
 
     DistributedException Lost(int peer, Op op, Exception e) =>
-        new($"rank {Rank}: lost rank {PeerRank(peer)} during {op} ({e.Message}); a peer stopped, crashed or timed out after {Settings.Timeout}", e);
+        new($"rank {Rank}: lost rank {PeerRank(peer)} during {op} ({e.Message}): a process stopped, crashed or waited longer than {Settings.Timeout}. " +
+            "Restart every rank with --resume latest to continue from the last checkpoint", e);
 
     /// <inheritdoc />
     public void Dispose()

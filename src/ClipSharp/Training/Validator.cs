@@ -73,7 +73,7 @@ public sealed class Validator
             zsLabels = keep.Select(i => images[i].Label).ToArray();
             zsClasses = classes.Count;
             zsTemplates = zeroShot.Templates.Count;
-            zsPromptIds = classes.SelectMany(c => zeroShot.Templates.SelectMany(t => Tok(t.Replace("{}", c)).Select(x => (long)x))).ToArray();
+            zsPromptIds = classes.SelectMany(c => zeroShot.Templates.SelectMany(t => Tok(ZeroShot.PromptSets.Fill(t, c)).Select(x => (long)x))).ToArray();
         }
     }
 

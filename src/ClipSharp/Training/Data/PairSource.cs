@@ -33,7 +33,7 @@ public sealed record PairSource(string Name, IReadOnlyList<ImageTextSample> Samp
         if (section.Type == SourceKind.ImageFolder)
         {
             var templates = section.Templates ?? ["a photo of a {}."];
-            samples = samples.Select(s => s with { Captions = templates.Select(t => t.Replace("{}", s.Captions[0])).ToList() }).ToList();
+            samples = samples.Select(s => s with { Captions = templates.Select(t => ZeroShot.PromptSets.Fill(t, s.Captions[0])).ToList() }).ToList();
         }
         if (samples.Count == 0) throw new InvalidDataException($"{path}: no image–caption pairs");
         return new PairSource(path, samples, section.Weight) { SkippedWhenOpening = dataset.Skipped.Count };

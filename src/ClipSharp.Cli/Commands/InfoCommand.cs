@@ -40,7 +40,8 @@ internal static class InfoCommand
             Console.WriteLine($"architecture:  {Describe(cfg)} ({source})");
             Console.WriteLine($"image tower:   {tower}, input {cfg.ImageResolution}px");
             Console.WriteLine($"text tower:    {cfg.TransformerLayers} layers, width {cfg.TransformerWidth}, {cfg.TransformerHeads} heads, MLP {cfg.TextMlpWidth}, context {cfg.ContextLength}, vocab {cfg.VocabSize}");
-            Console.WriteLine($"activation:    {ClipConfig.ActivationName(cfg.Activation)}");
+            Console.WriteLine($"activation:    {ClipConfig.ActivationName(cfg.Activation)}" + (source.StartsWith("inferred", StringComparison.Ordinal)
+                ? " (assumed: the weights do not show it; OpenCLIP models trained with GELU need their config, see --config)" : ""));
             Console.WriteLine($"embedding:     {cfg.EmbedDim}");
             Console.WriteLine($"parameters:    {total:N0} (image {visual:N0}, text {text:N0}, logit_scale 1); buffers {buffers:N0}");
             Console.WriteLine($"tensors:       {ckpt.State.Count}");

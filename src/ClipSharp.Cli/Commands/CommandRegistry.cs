@@ -16,6 +16,8 @@ internal static class CommandRegistry
         yield return DataCommand.Create();
         yield return DemoCommand.Create();
         yield return PredictCommand.Create();
+        yield return SearchCommand.CreateIndex();
+        yield return SearchCommand.CreateSearch();
         yield return EvalCommand.Create();
         yield return TrainCommand.Create();
         yield return PlotCommand.Create();

@@ -204,7 +204,7 @@ internal sealed class EvalCommon
     }
 
     /// <summary>Progress lines on stderr when it is not a terminal: about every 10 %, with images/s and ETA.</summary>
-    sealed class PlainProgress : IProgress<ExtractionProgress>
+    internal sealed class PlainProgress : IProgress<ExtractionProgress>
     {
         int _lastDecile = -1;
         public void Report(ExtractionProgress p)

@@ -1,0 +1,108 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using ClipSharp.Evaluation;
+using ClipSharp.Search;
+using ClipSharp.Text;
+
+namespace ClipSharp.Cli.Commands;
+
+/// <summary><c>clip index</c> (embed an image collection) and <c>clip search</c> (rank it by a text or image query).</summary>
+internal static class SearchCommand
+{
+    public static Command CreateIndex()
+    {
+        var paths = new Argument<string[]>("images") { Description = "Image files or folders (searched recursively)", Arity = ArgumentArity.OneOrMore };
+        var model = Common.ModelOption();
+        var config = Common.ConfigOption();
+        var output = new Option<string>("--output", "-o") { Description = "Index file (.safetensors); an existing index there is updated: only new and changed images are embedded", Required = true };
+        var rebuild = new Option<bool>("--rebuild") { Description = "Embed every image again, ignoring an existing index" };
+        var batch = new Option<int>("--batch-size") { Description = "Images per forward pass", DefaultValueFactory = _ => 64 };
+        var threads = new Option<int>("--workers") { Description = "Decoding threads", DefaultValueFactory = _ => Environment.ProcessorCount };
+        var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress lines" };
+        var cmd = new Command("index", "Embed a collection of images for clip search (incremental: unchanged images are not embedded again)")
+            { paths, model, config, output, rebuild, batch, threads, quiet };
+        cmd.SetAction(r =>
+        {
+            string outPath = r.GetValue(output)!;
+            IReadOnlyList<string> files;
+            try { files = ImageIndex.ListFiles(r.GetValue(paths)!); }
+            catch (FileNotFoundException e) { throw new CliException(e.Message); }
+            if (files.Count == 0) throw new CliException("no image files found");
+            // An unreadable previous index is refused before anything is overwritten (unless --rebuild says to replace it).
+            using var previous = File.Exists(outPath) && !r.GetValue(rebuild) ? ImageIndex.Load(outPath) : null;
+            string modelPath = r.GetValue(model)!;
+            using var m = Common.LoadModel(modelPath, r.GetValue(config));
+            var options = new FeatureExtractionOptions
+            {
+                BatchSize = Math.Max(1, r.GetValue(batch)), DecodeThreads = Math.Max(1, r.GetValue(threads)),
+                Progress = r.GetValue(quiet) ? null : new EvalCommon.PlainProgress(),
+            };
+            using var index = ImageIndex.Build(m, files, out var report, previous, modelPath, options);
+            index.Save(outPath);
+            foreach (var s in report.Skipped.Take(20)) Console.Error.WriteLine($"skipped {s.Id}: {s.Reason}");
+            if (report.Skipped.Count > 20) Console.Error.WriteLine($"… and {report.Skipped.Count - 20} more skipped");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{outPath}: {index.Count} images ({report.Encoded} embedded, {report.Reused} unchanged, {report.Removed} removed, {report.Skipped.Count} skipped)"));
+            return 0;
+        });
+        return cmd;
+    }
+
+    public static Command CreateSearch()
+    {
+        var queries = new Argument<string[]>("queries") { Description = "Text queries (each ranked separately)", Arity = ArgumentArity.ZeroOrMore };
+        var indexPath = new Option<string>("--index", "-i") { Description = "Index written by clip index", Required = true };
+        var model = Common.ModelOption(required: false);
+        model.Description = "Checkpoint (default: the one the index was built with); must be the same model";
+        var config = Common.ConfigOption();
+        var vocab = Common.VocabOption();
+        var image = new Option<string[]>("--image") { Description = "Query by example: rank the collection by similarity to this image (repeatable)" };
+        var template = new Option<string?>("--template") { Description = "Put each text query into a prompt, e.g. \"a photo of {}.\"" };
+        var top = new Option<int>("--top", "-k") { Description = "Results per query", DefaultValueFactory = _ => 10 };
+        var json = new Option<bool>("--json") { Description = "Print JSON: [{query, hits: [{path, score}]}]" };
+        var cmd = new Command("search", "Find the images of an index that best match text queries or example images")
+            { queries, indexPath, model, config, vocab, image, template, top, json };
+        cmd.SetAction(r =>
+        {
+            var texts = r.GetValue(queries) ?? [];
+            var images = r.GetValue(image) ?? [];
+            if (texts.Length == 0 && images.Length == 0) throw new CliException("give at least one text query or --image");
+            int k = r.GetValue(top);
+            if (k < 1) throw new CliException("--top must be at least 1");
+            using var index = ImageIndex.Load(r.GetValue(indexPath)!);
+            string modelPath = r.GetValue(model) ?? index.ModelPath
+                ?? throw new CliException("the index does not record its checkpoint; pass --model");
+            using var m = Common.LoadModel(modelPath, r.GetValue(config));
+            try { index.CheckModel(m); }
+            catch (InvalidOperationException e) { throw new CliException($"{modelPath}: {e.Message}"); }
+            ClipTokenizer? tokenizer = texts.Length > 0 ? VocabularyLocator.Load(r.GetValue(vocab), modelPath) : null;
+            var results = new List<(string Query, IReadOnlyList<SearchHit> Hits)>();
+            foreach (var q in texts)
+            {
+                using var e = index.EmbedText(m, tokenizer!, q, r.GetValue(template));
+                results.Add((q, index.Search(e, k)));
+            }
+            foreach (var path in images)
+            {
+                if (!File.Exists(path)) throw new CliException($"image not found: {path}");
+                using var e = index.EmbedImage(m, path);
+                results.Add(("image:" + path, index.Search(e, k)));
+            }
+            if (r.GetValue(json))
+            {
+                var doc = results.Select(x => new { query = x.Query, hits = x.Hits.Select(h => new { path = h.Path, score = h.Score }) });
+                Console.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+                return 0;
+            }
+            foreach (var (q, hits) in results)
+            {
+                Console.WriteLine(q);
+                int rank = 1;
+                foreach (var h in hits) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {rank++,3}. {h.Score:0.0000}  {h.Path}"));
+            }
+            return 0;
+        });
+        return cmd;
+    }
+}

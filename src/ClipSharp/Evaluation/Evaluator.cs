@@ -115,7 +115,7 @@ public sealed class Evaluator
         _tokenizer = tokenizer;
         Options = options ?? new EvaluatorOptions();
         _model.eval();
-        _pre = new ClipImagePreprocessor(model.Visual.InputResolution);
+        _pre = model.CreatePreprocessor();
         if (Options.CacheDirectory is not null && Options.CheckpointPath is not null) _cache = new FeatureCache(Options.CacheDirectory);
     }
 

@@ -56,7 +56,7 @@ public static class ThroughputBenchmark
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(imageFiles);
         model.eval();
-        var pre = new ClipImagePreprocessor(model.Visual.InputResolution);
+        var pre = model.CreatePreprocessor();
         int threads = decodeThreads > 0 ? decodeThreads : Environment.ProcessorCount;
         int n = imageFiles.Count;
 

@@ -23,6 +23,8 @@ public sealed partial class ClipModel
         try
         {
             model.LoadWeights(checkpoint.State, path);
+            if (PreprocessingConfig.Find(path, checkpoint.Metadata) is { } declared)
+                model.Normalisation = declared;
         }
         catch
         {
@@ -89,11 +91,21 @@ public sealed partial class ClipModel
             [ConfigMetadataKey] = Config.ToJson(),
             ["format"] = "pt",
         };
+        if (Normalisation != (ClipImagePreprocessorOptions.ClipMean, ClipImagePreprocessorOptions.ClipStd))
+            meta[PreprocessingConfig.MetadataKey] = PreprocessingConfig.ToMetadata(Normalisation.Mean, Normalisation.Std);
         SafeTensors.Save(path, sd, meta);
     }
 
-    /// <summary>A preprocessor for this model's input resolution with the CLIP mean/std.</summary>
-    public ClipImagePreprocessor CreatePreprocessor() => new(visual.InputResolution);
+    /// <summary>
+    /// The per-channel mean and std images are normalised with: CLIP's, unless the checkpoint declared others
+    /// (see <see cref="PreprocessingConfig"/>); <see cref="Save"/> keeps non-default values in the file.
+    /// </summary>
+    public ((float R, float G, float B) Mean, (float R, float G, float B) Std) Normalisation { get; set; } =
+        (ClipImagePreprocessorOptions.ClipMean, ClipImagePreprocessorOptions.ClipStd);
+
+    /// <summary>A preprocessor for this model: its input resolution and <see cref="Normalisation"/>.</summary>
+    public ClipImagePreprocessor CreatePreprocessor() =>
+        new(new ClipImagePreprocessorOptions { Size = visual.InputResolution, Mean = Normalisation.Mean, Std = Normalisation.Std });
 
     /// <summary>
     /// Embeds image files: decodes and preprocesses each batch in parallel, runs the image tower without

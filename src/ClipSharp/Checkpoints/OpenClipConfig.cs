@@ -48,7 +48,7 @@ public static class OpenClipConfig
             ("hf_model_name", Null), ("ls_init_value", Null), ("embed_cls", False), ("no_causal_mask", False),
             ("final_ln_after_pool", False), ("pool_type", Is("argmax")), ("proj_bias", False), ("proj_type", Is("linear")),
             ("act_kwargs", EmptyObject), ("norm_kwargs", EmptyObject), ("block_type", Null), ("pad_id", Ignored),
-            ("hf_tokenizer_name", Ignored), ("tokenizer_kwargs", Ignored), ("output_tokens", Ignored));
+            ("hf_tokenizer_name", Null), ("tokenizer_kwargs", Ignored), ("output_tokens", Ignored));
 
         int Int(JsonObject o, string prefix, string name, int dflt) => o[name] switch
         {
@@ -148,4 +148,8 @@ public static class OpenClipConfig
 
     /// <summary>The file name OpenCLIP's hub integration uses for its config.</summary>
     public const string HubConfigFileName = "open_clip_config.json";
+
+    /// <summary>True for the weight file names OpenCLIP publishes beside <see cref="HubConfigFileName"/> (<c>open_clip_*</c>).</summary>
+    public static bool IsHubWeightsName(string path) =>
+        Path.GetFileName(path.TrimEnd('/', '\\')).StartsWith("open_clip", StringComparison.Ordinal);
 }

@@ -28,7 +28,7 @@ public static class PreprocessingConfig
             return ReadPair(Parse(json, checkpointPath + " metadata"), "mean", "std", checkpointPath + " metadata");
         string dir = Directory.Exists(checkpointPath) ? checkpointPath : Path.GetDirectoryName(Path.GetFullPath(checkpointPath))!;
         string openClip = Path.Combine(dir, OpenClipConfig.HubConfigFileName);
-        if (File.Exists(openClip) && Parse(File.ReadAllText(openClip), openClip)["preprocess_cfg"] is JsonObject pre)
+        if (OpenClipConfig.IsHubWeightsName(checkpointPath) && File.Exists(openClip) && Parse(File.ReadAllText(openClip), openClip)["preprocess_cfg"] is JsonObject pre)
         {
             if (pre["interpolation"] is JsonValue i && i.TryGetValue<string>(out var interp) && interp != "bicubic")
                 throw new InvalidDataException($"{openClip}: preprocess_cfg.interpolation is '{interp}'; ClipSharp resizes bicubically (as CLIP does)");
@@ -36,8 +36,10 @@ public static class PreprocessingConfig
                 throw new InvalidDataException($"{openClip}: preprocess_cfg.resize_mode is '{mode}'; ClipSharp resizes the short side and centre-crops (as CLIP does)");
             return ReadPair(pre, "mean", "std", openClip);
         }
+        // Hugging Face's: for a model folder, or its weights under the names it publishes them with.
         string hf = Path.Combine(dir, "preprocessor_config.json");
-        if (File.Exists(hf)) return ReadPair(Parse(File.ReadAllText(hf), hf), "image_mean", "image_std", hf);
+        bool hfWeights = Directory.Exists(checkpointPath) || Path.GetFileName(checkpointPath) is "model.safetensors" or "pytorch_model.bin";
+        if (hfWeights && File.Exists(hf)) return ReadPair(Parse(File.ReadAllText(hf), hf), "image_mean", "image_std", hf);
         return null;
     }
 

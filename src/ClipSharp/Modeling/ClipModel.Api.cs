@@ -54,8 +54,9 @@ public sealed partial class ClipModel
 
     /// <summary>
     /// A config file beside a checkpoint, if one exists: <c>NAME.config.json</c> next to <c>NAME.ext</c> (or
-    /// <c>NAME.jit.pt</c>), else OpenCLIP's <c>open_clip_config.json</c> in the same folder (as the hub publishes it
-    /// next to <c>open_clip_pytorch_model.bin</c>).
+    /// <c>NAME.jit.pt</c>), else OpenCLIP's <c>open_clip_config.json</c> in the same folder when the weights have the
+    /// hub's names (<c>open_clip_pytorch_model.bin</c>, <c>open_clip_model.safetensors</c>): another checkpoint that
+    /// happens to share the folder, say OpenAI's ViT-B-32.pt beside a LAION ViT-B-32, must not take its settings.
     /// </summary>
     public static string? SiblingConfigPath(string checkpointPath)
     {
@@ -67,7 +68,7 @@ public sealed partial class ClipModel
             if (File.Exists(p)) return p;
         }
         var openClip = Path.Combine(dir, OpenClipConfig.HubConfigFileName);
-        return File.Exists(openClip) ? openClip : null;
+        return OpenClipConfig.IsHubWeightsName(checkpointPath) && File.Exists(openClip) ? openClip : null;
     }
 
     /// <summary>

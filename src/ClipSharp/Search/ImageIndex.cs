@@ -81,14 +81,15 @@ public sealed class ImageIndex : IDisposable
     public Tensor Embeddings => embeddings;
 
     /// <summary>
-    /// Identity of a model's weights and architecture: SHA-256 over the config and every state_dict tensor's bytes
-    /// (about a second for ViT-B/32). Independent of the checkpoint's file name, format and location.
+    /// Identity of what turns files into embeddings: SHA-256 over the config, the image normalisation and every
+    /// state_dict tensor's bytes (about a second for ViT-B/32). Independent of the checkpoint's file name, format and location.
     /// </summary>
     public static string Fingerprint(ClipModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(System.Text.Encoding.UTF8.GetBytes(model.Config.ToJson()));
+        hash.AppendData(System.Text.Encoding.UTF8.GetBytes(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{model.Normalisation}")));
         using var scope = NewDisposeScope();
         foreach (var (name, t) in model.state_dict())
         {
@@ -225,7 +226,7 @@ public sealed class ImageIndex : IDisposable
         if (fp != ModelFingerprint)
             throw new InvalidOperationException(
                 $"this index was built with a different model ({ModelPath ?? "unknown checkpoint"}, fingerprint {ModelFingerprint[..12]}…) than the one given (fingerprint {fp[..12]}…); " +
-                "its embeddings are not comparable: query with the same checkpoint, or rebuild the index with this one");
+                "its embeddings are not comparable: query with the same checkpoint (and the same --config, if the index was built with one), or rebuild the index with this one");
         verified.SetTarget(model);
     }
 
@@ -288,7 +289,7 @@ public sealed class ImageIndex : IDisposable
                     throw new InvalidDataException($"{path}: embeddings are {emb.dtype} [{string.Join(", ", emb.shape)}] for {files.Count} files");
                 return new ImageIndex(emb.clone(), files, header["model_fingerprint"]!.GetValue<string>(), header["model"]?.GetValue<string>());
             }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or FormatException)
+            catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or FormatException or ArgumentException or IndexOutOfRangeException)
             {
                 throw new InvalidDataException($"{path}: damaged image-index header ({e.Message})", e);
             }

@@ -97,6 +97,9 @@ public sealed class TrainingRun : IDisposable
         bool lead = rank == 0;
         if (cfg.Data.BatchSize % world != 0)
             throw new InvalidDataException($"data.batch_size {cfg.Data.BatchSize} (the global batch) does not split evenly over {world} processes");
+        if (cfg.Data.MicroBatchSize is int micro && cfg.Data.BatchSize / world % micro != 0)
+            throw new InvalidDataException(
+                $"data.micro_batch_size {micro} applies to each process's share of the batch ({cfg.Data.BatchSize} / {world} = {cfg.Data.BatchSize / world}) and must divide it");
         if (lead)
         {
             Directory.CreateDirectory(RunDirectory);
@@ -134,6 +137,10 @@ public sealed class TrainingRun : IDisposable
             if (ckpt is not null) (positions, best) = Restore(ckpt, trainer, world);
             ckpt?.Dispose();
             ckpt = null;
+            if (dist is not null && !arch.IsVit)
+                throw new NotSupportedException(
+                    "data-parallel training needs a ViT image tower: the ResNet's BatchNorm would normalise over each process's share of the batch " +
+                    "instead of the whole batch, so the result would not be the single-process one");
             using var group = dist is null ? null : ProcessGroup.Connect(dist, Fingerprint(arch), cancel);
             if (group is not null)
             {
@@ -304,8 +311,9 @@ public sealed class TrainingRun : IDisposable
     }
 
     /// <summary>
-    /// What must agree across ranks for their gradients to add up: the architecture and everything that shapes a step.
-    /// Paths, output settings and worker counts may differ per machine.
+    /// What must agree across ranks for their gradients to add up: the architecture, everything that shapes a step, the
+    /// checkpoint cadence (a collective) and the shape of the data plan. Paths, other output settings and worker counts
+    /// may differ per machine.
     /// </summary>
     private string Fingerprint(ClipConfig arch)
     {
@@ -313,7 +321,12 @@ public sealed class TrainingRun : IDisposable
             JsonSerializer.Serialize(cfg.Schedule, TrainConfig.JsonOptions), JsonSerializer.Serialize(cfg.Loss, TrainConfig.JsonOptions),
             JsonSerializer.Serialize(cfg.Freeze, TrainConfig.JsonOptions), JsonSerializer.Serialize(cfg.Data.Augment, TrainConfig.JsonOptions),
             cfg.Data.BatchSize.ToString(CultureInfo.InvariantCulture), cfg.Seed.ToString(CultureInfo.InvariantCulture),
-            cfg.Model.Precision.ToString(), cfg.Model.GradCheckpointing.ToString(), (cfg.Data.MicroBatchSize ?? 0).ToString(CultureInfo.InvariantCulture));
+            cfg.Model.Precision.ToString(), cfg.Model.GradCheckpointing.ToString(), (cfg.Data.MicroBatchSize ?? 0).ToString(CultureInfo.InvariantCulture),
+            // The checkpoint cadence decides when every rank joins the data-position gather.
+            cfg.Output.CheckpointEvery.ToString(CultureInfo.InvariantCulture),
+            // The data plan: what each position maps to depends on the sources' sizes and weights and on the vocabulary.
+            string.Join(";", sources.Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Samples.Count}:{x.Weight:R}"))),
+            tokenizer.VocabSize.ToString(CultureInfo.InvariantCulture));
         return Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)));
     }
 
@@ -323,21 +336,22 @@ public sealed class TrainingRun : IDisposable
     /// </summary>
     private (long[] Positions, double Best) ShareStateFromRankZero(ProcessGroup group, ClipTrainer trainer, long[] positions, double best)
     {
+        // Through a temporary file in the checkpoint format, streamed in chunks: the state (weights and both AdamW
+        // moments) is several GB for the large models.
         string temp = Path.Combine(Path.GetTempPath(), $"clipsharp-rank{group.Rank}-{Environment.ProcessId}-{Guid.NewGuid():N}.safetensors");
         try
         {
-            byte[]? payload = null;
             if (group.Rank == 0)
             {
                 var (sd, meta) = CheckpointContents(trainer, positions, best, 0);
                 meta["world_size"] = group.WorldSize.ToString(CultureInfo.InvariantCulture);
                 meta["data_positions"] = string.Join(",", positions.Select(p => p.ToString(CultureInfo.InvariantCulture)));
                 using (sd) SafeTensors.Save(temp, sd, meta);
-                payload = File.ReadAllBytes(temp);
+                using var source = File.OpenRead(temp);
+                group.BroadcastStream(source, null);
+                return (positions, best);
             }
-            var received = group.Broadcast(payload);
-            if (group.Rank == 0) return (positions, best);
-            File.WriteAllBytes(temp, received);
+            using (var target = File.Create(temp)) group.BroadcastStream(null, target);
             using var state = CheckpointStore.Load(temp);
             return Restore(state, trainer, group.WorldSize);
         }

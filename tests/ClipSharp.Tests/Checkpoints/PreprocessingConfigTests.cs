@@ -13,13 +13,13 @@ public class PreprocessingConfigTests
     static readonly (float, float, float) Half = (0.5f, 0.5f, 0.5f);
     static readonly (float, float, float) Quarter = (0.25f, 0.25f, 0.25f);
 
-    static string BareWeights(string dir, ClipModel model)
+    static string BareWeights(string dir, ClipModel model, string name = "open_clip_model")
     {
         Directory.CreateDirectory(dir);
-        var path = Path.Combine(dir, "open_clip_model.safetensors");
+        var path = Path.Combine(dir, name + ".safetensors");
         using var sd = model.ExportStateDict();
         SafeTensors.Save(path, sd);
-        File.WriteAllText(Path.Combine(dir, "open_clip_model.config.json"), Tiny.ToJson()); // the architecture; the constants come from elsewhere
+        File.WriteAllText(Path.Combine(dir, name + ".config.json"), Tiny.ToJson()); // the architecture; the constants come from elsewhere
         return path;
     }
 
@@ -60,13 +60,23 @@ public class PreprocessingConfigTests
     {
         using var tmp = new TestData.TempDir();
         using var model = new ClipModel(Tiny);
-        var weights = BareWeights(tmp["plain"], model);
+        var weights = BareWeights(tmp["plain"], model, "model");
         using (var plain = ClipModel.Load(weights))
             Assert.Equal((ClipImagePreprocessorOptions.ClipMean, ClipImagePreprocessorOptions.ClipStd), plain.Normalisation);
 
         File.WriteAllText(Path.Combine(tmp["plain"], "preprocessor_config.json"), """{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.25, 0.25, 0.25], "crop_size": 32}""");
         using (var hf = ClipModel.Load(weights))
             Assert.Equal((Half, Quarter), hf.Normalisation);
+
+        // Declarations beside the weights belong to the weights published with them: another checkpoint in the same
+        // folder (here under its own name) keeps CLIP's constants, also with an OpenCLIP hub config present.
+        File.WriteAllText(Path.Combine(tmp["plain"], OpenClipConfig.HubConfigFileName), """{"preprocess_cfg": {"mean": [0.1, 0.1, 0.1], "std": [0.2, 0.2, 0.2]}}""");
+        var other = BareWeights(tmp["plain"], model, "ViT-B-32");
+        using (var neighbour = ClipModel.Load(other))
+            Assert.Equal((ClipImagePreprocessorOptions.ClipMean, ClipImagePreprocessorOptions.ClipStd), neighbour.Normalisation);
+        Assert.Equal(Path.Combine(tmp["plain"], "ViT-B-32.config.json"), ClipModel.SiblingConfigPath(other));
+        File.Delete(Path.Combine(tmp["plain"], "ViT-B-32.config.json"));
+        Assert.Null(ClipModel.SiblingConfigPath(other));
     }
 
     [Theory]

@@ -124,6 +124,7 @@ public class ActivationAndOpenClipConfigTests
     [InlineData("""{"vision_cfg": {"ls_init_value": 1e-5}, "text_cfg": {}}""", "vision_cfg.ls_init_value")]
     [InlineData("""{"vision_cfg": {"attentional_pool": true}, "text_cfg": {}}""", "vision_cfg.attentional_pool")]
     [InlineData("""{"init_logit_bias": -10, "vision_cfg": {}, "text_cfg": {}}""", "init_logit_bias")]
+    [InlineData("""{"vision_cfg": {}, "text_cfg": {"hf_tokenizer_name": "timm/ViT-B-16-SigLIP"}}""", "text_cfg.hf_tokenizer_name")]
     [InlineData("""{"vision_cfg": {"image_size": [224, 256]}, "text_cfg": {}}""", "not square")]
     [InlineData("""{"vision_cfg": {"layers": [3, 4, 6]}, "text_cfg": {}}""", "four integers")]
     public void OpenClipVariantsThatAreNotBuiltAreRefused(string json, string expected)

@@ -66,6 +66,21 @@ public class DataParallelTests : IDisposable
     }
 
     [Fact]
+    public void StreamsLargerThanAChunkReachEveryRank()
+    {
+        var payload = new byte[40_000_003];
+        new Random(3).NextBytes(payload);
+        var received = OnRanks(3, g =>
+        {
+            if (g.Rank == 0) { using var src = new MemoryStream(payload); g.BroadcastStream(src, null); return payload; }
+            using var dst = new MemoryStream();
+            g.BroadcastStream(null, dst);
+            return dst.ToArray();
+        });
+        Assert.All(received, r => Assert.True(r.AsSpan().SequenceEqual(payload)));
+    }
+
+    [Fact]
     public void RanksOfDifferentRunsRefuseToJoin()
     {
         int port = FreePort();
@@ -165,6 +180,31 @@ public class DataParallelTests : IDisposable
             }.Run(resume, stopAfter), TaskCreationOptions.LongRunning)).ToArray();
         Assert.True(Task.WaitAll(tasks, TimeSpan.FromMinutes(5)), "ranks did not finish");
         return tasks.Select(t => t.Result).ToArray();
+    }
+
+    [Fact]
+    public void RunsThatCannotBeExactOrWouldDesynchroniseAreRefused()
+    {
+        using (var m = TinyModels.Create(5)) m.Save(Path.Combine(root, "init.safetensors"));
+        // A different checkpoint cadence would put the ranks in different collectives: refused at the handshake.
+        int port = FreePort();
+        var tasks = new[] { 3, 4 }.Select((every, r) => Task.Factory.StartNew(() =>
+            new TrainingRun(Config(Path.Combine(root, $"cadence{r}"), 6) with
+            {
+                Output = new OutputSection { Dir = Path.Combine(root, $"cadence{r}"), CheckpointEvery = every, EvalEvery = 0 },
+            }, root, OverfitTests.Tokenizer, [RunTests.Shapes()], null) { Distributed = Settings(r, 2, port, timeoutSeconds: 30) }.Run(),
+            TaskCreationOptions.LongRunning)).ToArray();
+        foreach (var t in tasks)
+        {
+            var e = Assert.Throws<AggregateException>(() => t.Wait(TimeSpan.FromMinutes(2))).InnerException!;
+            Assert.IsType<DistributedException>(e);
+        }
+
+        // A micro-batch size is per process and must divide each process's share.
+        var cfg = Config(Path.Combine(root, "micro"), 6) with { Data = Config(root, 6).Data with { MicroBatchSize = 8 } };
+        var micro = Assert.Throws<InvalidDataException>(() =>
+            new TrainingRun(cfg, root, OverfitTests.Tokenizer, [RunTests.Shapes()], null) { Distributed = Settings(0, 2, FreePort()) }.Run());
+        Assert.Contains("each process's share", micro.Message);
     }
 
     [Fact]

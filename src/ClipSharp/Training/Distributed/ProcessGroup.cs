@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
@@ -68,6 +69,7 @@ public sealed class ProcessGroup : IDisposable
     readonly NetworkStream[] peers; // rank 0: index = peer rank (index 0 unused); others: [0] = the hub
     readonly Socket[] sockets;
     long sequence;
+    float[] reduceBuffer = [];
 
     ProcessGroup(DistributedSettings settings, Socket[] sockets)
     {
@@ -105,14 +107,10 @@ public sealed class ProcessGroup : IDisposable
     static ProcessGroup Listen(DistributedSettings s, string fingerprint, DateTime deadline, CancellationToken cancel)
     {
         var sockets = new Socket[s.WorldSize];
-        var addresses = Dns.GetHostAddresses(s.MasterAddress);
-        var bind = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
-            ?? throw new DistributedException($"master address {s.MasterAddress} does not resolve");
-        using var listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        try { listener.Bind(new IPEndPoint(bind, s.MasterPort)); }
-        catch (SocketException e) { throw new DistributedException($"rank 0 cannot listen on {bind}:{s.MasterPort}: {e.Message}", e); }
-        listener.Listen(s.WorldSize);
+        // Listen on every interface (the master name is for the others to connect to; on many hosts a machine's own
+        // name resolves to a loopback address, which remote ranks could not reach).
+        using var listener = ListenEverywhere(s.MasterPort);
+        var bind = "port " + s.MasterPort.ToString(System.Globalization.CultureInfo.InvariantCulture);
         try
         {
             for (int joined = 1; joined < s.WorldSize; joined++)
@@ -129,11 +127,20 @@ public sealed class ProcessGroup : IDisposable
                 catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
                 {
                     var missing = Enumerable.Range(1, s.WorldSize - 1).Where(r => sockets[r] is null);
-                    throw new DistributedException($"rank 0 waited {s.Timeout} on {bind}:{s.MasterPort}, but rank(s) {string.Join(", ", missing)} never connected");
+                    throw new DistributedException($"rank 0 waited {s.Timeout} on {bind}, but rank(s) {string.Join(", ", missing)} never connected");
                 }
                 peer.NoDelay = true;
                 using var stream = new NetworkStream(peer, ownsSocket: false) { ReadTimeout = 30_000, WriteTimeout = 30_000 };
-                var (rank, world, print) = ReadHello(stream, peer.RemoteEndPoint);
+                int rank, world;
+                string print;
+                try { (rank, world, print) = ReadHello(stream, peer.RemoteEndPoint); }
+                catch (DistributedException)
+                {
+                    // Not a training process (a port scanner, a health check) or one that went away: ignore it.
+                    peer.Dispose();
+                    joined--;
+                    continue;
+                }
                 string? problem =
                     world != s.WorldSize ? $"it was started with world size {world}, rank 0 with {s.WorldSize}"
                     : rank <= 0 || rank >= s.WorldSize ? $"its rank {rank} is outside 1…{s.WorldSize - 1}"
@@ -156,6 +163,28 @@ public sealed class ProcessGroup : IDisposable
             foreach (var k in sockets) k?.Dispose();
             throw;
         }
+    }
+
+    static Socket ListenEverywhere(int port)
+    {
+        foreach (var family in new[] { AddressFamily.InterNetworkV6, AddressFamily.InterNetwork })
+        {
+            var socket = new Socket(family, SocketType.Stream, ProtocolType.Tcp);
+            try
+            {
+                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                if (family == AddressFamily.InterNetworkV6) socket.DualMode = true;
+                socket.Bind(new IPEndPoint(family == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, port));
+                socket.Listen(64);
+                return socket;
+            }
+            catch (SocketException e)
+            {
+                socket.Dispose();
+                if (family == AddressFamily.InterNetwork) throw new DistributedException($"rank 0 cannot listen on port {port}: {e.Message}", e);
+            }
+        }
+        throw new UnreachableException();
     }
 
     static ProcessGroup Dial(DistributedSettings s, string fingerprint, DateTime deadline, CancellationToken cancel)
@@ -236,7 +265,8 @@ public sealed class ProcessGroup : IDisposable
             Receive(0, Op.AllReduce, seq, bytes);
             return;
         }
-        var incoming = new float[values.Length];
+        if (reduceBuffer.Length != values.Length) reduceBuffer = new float[values.Length];
+        var incoming = reduceBuffer;
         for (int r = 1; r < WorldSize; r++)
         {
             Receive(r, Op.AllReduce, seq, MemoryMarshal.AsBytes(incoming.AsSpan()));
@@ -281,6 +311,40 @@ public sealed class ProcessGroup : IDisposable
         var data = new byte[n];
         Receive(0, Op.Broadcast, seq, data);
         return data;
+    }
+
+    /// <summary>
+    /// Rank 0's <paramref name="source"/> (read to its end) written to every other rank's <paramref name="target"/>, in
+    /// 16 MiB chunks, so payloads of any size pass without being held in memory.
+    /// </summary>
+    public void BroadcastStream(Stream? source, Stream? target)
+    {
+        const int Chunk = 16 << 20;
+        long seq = ++sequence;
+        var len = new byte[8];
+        if (Rank == 0)
+        {
+            ArgumentNullException.ThrowIfNull(source);
+            BinaryPrimitives.WriteInt64LittleEndian(len, source.Length - source.Position);
+            for (int r = 1; r < WorldSize; r++) Send(r, Op.Broadcast, seq, len);
+            var buffer = new byte[Chunk];
+            int n;
+            while ((n = source.Read(buffer, 0, Chunk)) > 0)
+                for (int r = 1; r < WorldSize; r++) Send(r, Op.Broadcast, seq, buffer.AsSpan(0, n));
+            return;
+        }
+        ArgumentNullException.ThrowIfNull(target);
+        Receive(0, Op.Broadcast, seq, len);
+        long remaining = BinaryPrimitives.ReadInt64LittleEndian(len);
+        if (remaining < 0) throw new DistributedException($"rank 0 announced a stream of {remaining} bytes");
+        var chunk = new byte[(int)Math.Min(Chunk, Math.Max(remaining, 1))];
+        while (remaining > 0)
+        {
+            int n = (int)Math.Min(chunk.Length, remaining);
+            Receive(0, Op.Broadcast, seq, chunk.AsSpan(0, n));
+            target.Write(chunk, 0, n);
+            remaining -= n;
+        }
     }
 
     /// <summary>Waits until every rank has reached this point.</summary>

@@ -221,7 +221,9 @@ public sealed class ProcessGroup : IDisposable
                 throw;
             }
         }
-        throw new DistributedException($"rank {s.Rank} could not reach rank 0 at {s.MasterAddress}:{s.MasterPort} within {s.Timeout}: {last?.Message}", last);
+        throw new DistributedException(
+            $"rank {s.Rank} could not reach rank 0 at {s.MasterAddress}:{s.MasterPort} within {s.Timeout} ({last?.Message}). " +
+            "Is rank 0 running and the port open? Rank 0 reads the checkpoint and builds the model before it listens, so an error there ends it first: see its log", last);
     }
 
     static void WriteHello(Stream stream, int rank, int world, string text)

@@ -100,6 +100,29 @@ public sealed class TrainingRun : IDisposable
         if (cfg.Data.MicroBatchSize is int micro && cfg.Data.BatchSize / world % micro != 0)
             throw new InvalidDataException(
                 $"data.micro_batch_size {micro} applies to each process's share of the batch ({cfg.Data.BatchSize} / {world} = {cfg.Data.BatchSize / world}) and must divide it");
+        setUpReported = false;
+        // Ranks meet before any of them reads a checkpoint or builds a model, so a failure there on rank 0 reaches the others.
+        using var group = dist is null ? null : ProcessGroup.Connect(dist, Fingerprint(), cancel);
+        try
+        {
+            return RunConnected(group, resume, stopAfterStep, cancel);
+        }
+        catch (Exception e) when (group is { Rank: 0 } && !setUpReported && e is not DistributedException)
+        {
+            try { group.Broadcast(System.Text.Encoding.UTF8.GetBytes($"{e.GetType().Name}: {e.Message}")); }
+            catch (DistributedException) { } // the others are gone already
+            throw;
+        }
+    }
+
+    /// <summary>Rank 0 has told the others its set-up succeeded (after that, a failure reaches them as a lost rank).</summary>
+    private bool setUpReported;
+
+    private RunResult RunConnected(ProcessGroup? group, string? resume, long? stopAfterStep, CancellationToken cancel)
+    {
+        var dist = group?.Settings;
+        int world = dist?.WorldSize ?? 1, rank = dist?.Rank ?? 0;
+        bool lead = rank == 0;
         if (lead)
         {
             Directory.CreateDirectory(RunDirectory);
@@ -141,9 +164,18 @@ public sealed class TrainingRun : IDisposable
                 throw new NotSupportedException(
                     "data-parallel training needs a ViT image tower: the ResNet's BatchNorm would normalise over each process's share of the batch " +
                     "instead of the whole batch, so the result would not be the single-process one");
-            using var group = dist is null ? null : ProcessGroup.Connect(dist, Fingerprint(arch), cancel);
             if (group is not null)
             {
+                // Rank 0 says whether its set-up worked (its failure message otherwise, sent from Run), then all
+                // ranks check they built the same architecture, then rank 0's state is shared.
+                var status = group.Broadcast(lead ? [] : null);
+                setUpReported = true;
+                if (status.Length > 0) throw new DistributedException($"rank 0 stopped during set-up: {System.Text.Encoding.UTF8.GetString(status)}");
+                var mine = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(arch.ToJson()));
+                var all = group.AllGather(mine);
+                for (int r = 0; r < world; r++)
+                    if (!all.AsSpan(r * mine.Length, mine.Length).SequenceEqual(mine))
+                        throw new DistributedException($"rank {r} built a different model architecture than rank {rank} ({arch}); check model.config and model.init_from on every machine");
                 OnLog?.Invoke($"data-parallel: rank {rank} of {world}, {cfg.Data.BatchSize / world} of every {cfg.Data.BatchSize} pairs");
                 (positions, best) = ShareStateFromRankZero(group, trainer, positions, best);
                 trainer.DataParallelGroup = new GradientReducer(group);
@@ -311,13 +343,13 @@ public sealed class TrainingRun : IDisposable
     }
 
     /// <summary>
-    /// What must agree across ranks for their gradients to add up: the architecture, everything that shapes a step, the
-    /// checkpoint cadence (a collective) and the shape of the data plan. Paths, other output settings and worker counts
-    /// may differ per machine.
+    /// What must agree across ranks for their gradients to add up: everything that shapes a step, the checkpoint cadence
+    /// (a collective) and the shape of the data plan; the architecture is compared once the models are built. Paths,
+    /// other output settings and worker counts may differ per machine.
     /// </summary>
-    private string Fingerprint(ClipConfig arch)
+    private string Fingerprint()
     {
-        var text = string.Join("\n", arch.ToJson(), JsonSerializer.Serialize(cfg.Optimizer, TrainConfig.JsonOptions),
+        var text = string.Join("\n", cfg.Model.Config?.ToJsonString() ?? "", JsonSerializer.Serialize(cfg.Optimizer, TrainConfig.JsonOptions),
             JsonSerializer.Serialize(cfg.Schedule, TrainConfig.JsonOptions), JsonSerializer.Serialize(cfg.Loss, TrainConfig.JsonOptions),
             JsonSerializer.Serialize(cfg.Freeze, TrainConfig.JsonOptions), JsonSerializer.Serialize(cfg.Data.Augment, TrainConfig.JsonOptions),
             cfg.Data.BatchSize.ToString(CultureInfo.InvariantCulture), cfg.Seed.ToString(CultureInfo.InvariantCulture),

@@ -208,6 +208,26 @@ public class DataParallelTests : IDisposable
     }
 
     [Fact]
+    public void ASetUpFailureOnRankZeroReachesTheOtherRanksWithItsCause()
+    {
+        using (var m = TinyModels.Create(5)) m.Save(Path.Combine(root, "init.safetensors"));
+        string dir = Path.Combine(root, "one-process");
+        new TrainingRun(Config(dir, 6), root, OverfitTests.Tokenizer, [RunTests.Shapes()], null).Run(stopAfterStep: 3);
+        // Resuming a one-process checkpoint with two ranks: rank 0 refuses it, and rank 1 learns why.
+        int port = FreePort();
+        var tasks = Enumerable.Range(0, 2).Select(r => Task.Factory.StartNew(() =>
+            new TrainingRun(Config(dir, 6), root, OverfitTests.Tokenizer, [RunTests.Shapes()], null) { Distributed = Settings(r, 2, port) }.Run("latest"),
+            TaskCreationOptions.LongRunning)).ToArray();
+        var e0 = Assert.Throws<AggregateException>(() => tasks[0].Wait(TimeSpan.FromMinutes(2))).InnerException!;
+        var e1 = Assert.Throws<AggregateException>(() => tasks[1].Wait(TimeSpan.FromMinutes(2))).InnerException!;
+        Assert.IsType<InvalidDataException>(e0);
+        Assert.Contains("resume it with 1", e0.Message);
+        Assert.IsType<DistributedException>(e1);
+        Assert.Contains("rank 0 stopped during set-up", e1.Message);
+        Assert.Contains("resume it with 1", e1.Message);
+    }
+
+    [Fact]
     public void TwoRankRunMatchesTheSingleProcessRunAndResumes()
     {
         using (var m = TinyModels.Create(5)) m.Save(Path.Combine(root, "init.safetensors"));

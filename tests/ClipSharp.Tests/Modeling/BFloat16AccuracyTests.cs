@@ -34,6 +34,26 @@ public class BFloat16AccuracyTests
     }
 
     [Fact]
+    public void GeluModelKeepsCosineAbove0999()
+    {
+        // The golden ViT's weights in the OpenCLIP form of the tower (exact GELU MLPs).
+        var config = ClipConfig.FromJsonFile(Golden.Path("models", "vit_small.config.json")) with { Activation = MlpActivation.Gelu };
+        using var model = new ClipModel(config);
+        var weights = GoldenTensors.Load(Golden.Path("models", "vit_small.safetensors"));
+        model.LoadWeights(weights, "vit_small");
+        model.eval();
+        var io = GoldenTensors.Load(Golden.Path("models", "vit_small.io.safetensors"));
+        using var scope = NewDisposeScope();
+        using var _ = torch.no_grad();
+        var img32 = model.EncodeImage(io["pixel_values"]);
+        var txt32 = model.EncodeText(io["input_ids"]);
+        model.UseBFloat16Weights();
+        AssertCosine(img32, model.EncodeImage(io["pixel_values"]), "GELU image");
+        AssertCosine(txt32, model.EncodeText(io["input_ids"]), "GELU text");
+        foreach (var t in io.Values.Concat(weights.Values)) t.Dispose();
+    }
+
+    [Fact]
     public void VitB32ShapedRandomWeightsKeepCosineAbove0999()
     {
         torch.manual_seed(7);

@@ -38,7 +38,7 @@ internal static class SearchCommand
                 BatchSize = Math.Max(1, r.GetValue(batch)), DecodeThreads = Math.Max(1, r.GetValue(threads)),
                 Progress = r.GetValue(quiet) ? null : new EvalCommon.PlainProgress(),
             };
-            using var index = ImageIndex.Build(m, files, out var report, previous, modelPath, options);
+            using var index = ImageIndex.Build(m, files, out var report, previous, modelPath, options, configPath: r.GetValue(config));
             index.Save(outPath);
             foreach (var s in report.Skipped.Take(20)) Console.Error.WriteLine($"skipped {s.Id}: {s.Reason}");
             if (report.Skipped.Count > 20) Console.Error.WriteLine($"… and {report.Skipped.Count - 20} more skipped");
@@ -73,7 +73,9 @@ internal static class SearchCommand
             using var index = ImageIndex.Load(r.GetValue(indexPath)!);
             string modelPath = r.GetValue(model) ?? index.ModelPath
                 ?? throw new CliException("the index does not record its checkpoint; pass --model");
-            using var m = Common.LoadModel(modelPath, r.GetValue(config));
+            // With the index's own checkpoint comes the config it was built with, unless another is given.
+            string? configPath = r.GetValue(config) ?? (r.GetValue(model) is null ? index.ConfigPath : null);
+            using var m = Common.LoadModel(modelPath, configPath);
             try { index.CheckModel(m); }
             catch (InvalidOperationException e) { throw new CliException($"{modelPath}: {e.Message}"); }
             ClipTokenizer? tokenizer = texts.Length > 0 ? VocabularyLocator.Load(r.GetValue(vocab), modelPath) : null;

@@ -54,8 +54,9 @@ public sealed class ImageIndex : IDisposable
     const int FormatVersion = 1;
     readonly Tensor embeddings;
 
-    ImageIndex(Tensor embeddings, IReadOnlyList<IndexedFile> files, string modelFingerprint, string? modelPath)
+    ImageIndex(Tensor embeddings, IReadOnlyList<IndexedFile> files, string modelFingerprint, string? modelPath, string? configPath = null)
     {
+        ConfigPath = configPath;
         this.embeddings = embeddings;
         Files = files;
         ModelFingerprint = modelFingerprint;
@@ -70,6 +71,9 @@ public sealed class ImageIndex : IDisposable
 
     /// <summary>The checkpoint path the index was built from (a default for queries), if known.</summary>
     public string? ModelPath { get; }
+
+    /// <summary>The architecture config given with the checkpoint at build time (<c>--config</c>), if any.</summary>
+    public string? ConfigPath { get; init; }
 
     /// <summary>Number of images.</summary>
     public int Count => Files.Count;
@@ -121,7 +125,8 @@ public sealed class ImageIndex : IDisposable
     /// are skipped and reported, never fatal.
     /// </summary>
     public static ImageIndex Build(ClipModel model, IReadOnlyList<string> files, out IndexBuildReport report, ImageIndex? previous = null,
-        string? modelPath = null, FeatureExtractionOptions? options = null, ClipImagePreprocessor? preprocessor = null, CancellationToken cancellationToken = default)
+        string? modelPath = null, FeatureExtractionOptions? options = null, ClipImagePreprocessor? preprocessor = null, CancellationToken cancellationToken = default,
+        string? configPath = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(files);
@@ -169,7 +174,8 @@ public sealed class ImageIndex : IDisposable
         var keptPaths = kept.Select(k => k.Path).ToHashSet(StringComparer.Ordinal);
         int removed = previous is null ? 0 : previous.Files.Count(f => !keptPaths.Contains(f.Path));
         report = new IndexBuildReport(fresh?.Count ?? 0, reused, removed, skipped);
-        return new ImageIndex(all.DetachFromDisposeScope(), kept, fingerprint, modelPath is null ? null : Path.GetFullPath(modelPath));
+        return new ImageIndex(all.DetachFromDisposeScope(), kept, fingerprint, modelPath is null ? null : Path.GetFullPath(modelPath),
+            configPath is null ? null : Path.GetFullPath(configPath));
     }
 
     static Tensor Normalise(Tensor x) => nn.functional.normalize(x, p: 2, dim: 1);
@@ -246,6 +252,7 @@ public sealed class ImageIndex : IDisposable
             ["version"] = FormatVersion,
             ["model_fingerprint"] = ModelFingerprint,
             ["model"] = ModelPath,
+            ["config"] = ConfigPath,
             ["files"] = new JsonArray(Files.Select(f => (JsonNode)new JsonArray(StoredPath(f.Path, dir), f.Size, f.ModifiedTicks)).ToArray()),
         };
         using var sd = new StateDict();
@@ -287,7 +294,8 @@ public sealed class ImageIndex : IDisposable
                 }).ToList();
                 if (emb.dtype != ScalarType.Float32 || emb.dim() != 2 || emb.shape[0] != files.Count)
                     throw new InvalidDataException($"{path}: embeddings are {emb.dtype} [{string.Join(", ", emb.shape)}] for {files.Count} files");
-                return new ImageIndex(emb.clone(), files, header["model_fingerprint"]!.GetValue<string>(), header["model"]?.GetValue<string>());
+                return new ImageIndex(emb.clone(), files, header["model_fingerprint"]!.GetValue<string>(), header["model"]?.GetValue<string>(),
+                    header["config"]?.GetValue<string>());
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or FormatException or ArgumentException or IndexOutOfRangeException)
             {

@@ -146,6 +146,17 @@ public class ImageIndexTests
         (code, output, _) = Run("index", root, "-m", model, "-o", index, "-q");
         Assert.Contains("(0 embedded, 6 unchanged, 0 removed, 1 skipped)", output);
 
+        // Built with an explicit --config (weights alone would read as another architecture): search reuses it.
+        string bare = tmp["bare.safetensors"], withConfig = tmp["configured.index.safetensors"];
+        File.Copy(model, bare);
+        (code, _, err) = Run("index", root, "-m", bare, "--config", Golden.Path("models", "vit_small.config.json"), "-o", withConfig, "-q");
+        Assert.True(code == 0, err);
+        (code, _, err) = Run("search", "-i", withConfig, "--vocab", Vocab, "red");
+        Assert.True(code == 0, err);
+        (code, _, err) = Run("search", "-i", withConfig, "-m", bare, "--vocab", Vocab, "red");
+        Assert.NotEqual(0, code); // the same weights under the inferred architecture are another model
+        Assert.Contains("different model", err);
+
         File.WriteAllText(index, "garbage");
         (code, _, err) = Run("index", root, "-m", model, "-o", index, "-q");
         Assert.NotEqual(0, code);

@@ -7,15 +7,7 @@ namespace ClipSharp.Tests;
 [Collection("console")]
 public class CliTests
 {
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o); Console.SetError(e);
-        try { return (ClipSharp.Cli.Program.Main(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     static string Vocab => Golden.Path("bpe_simple_vocab_16e6.txt.gz");
 

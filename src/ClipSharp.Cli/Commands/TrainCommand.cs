@@ -33,8 +33,7 @@ internal static class TrainCommand
             int w = world ?? env?.WorldSize ?? 1;
             if (w == 1 && rank is null or 0) return null;
             int r = rank ?? env?.Rank ?? throw new ArgumentException("--world-size is given but --rank (or $RANK) is not");
-            string host = env?.MasterAddress ?? (Environment.GetEnvironmentVariable("MASTER_ADDR") is { Length: > 0 } a ? a : "127.0.0.1");
-            int port = env?.MasterPort ?? (int.TryParse(Environment.GetEnvironmentVariable("MASTER_PORT"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var envPort) ? envPort : 29500);
+            var (host, port) = env is not null ? (env.MasterAddress, env.MasterPort) : DistributedSettings.MasterFromEnvironment();
             if (master is not null)
             {
                 int colon = master.LastIndexOf(':');

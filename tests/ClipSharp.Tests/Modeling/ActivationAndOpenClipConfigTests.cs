@@ -173,13 +173,15 @@ public class ActivationAndOpenClipConfigTests
         // ClipModel.Save keeps the architecture in the file.
         var saved = dir.File("tiny.safetensors");
         model.Save(saved);
-        using (var loaded = ClipModel.Load(saved))
-        using (torch.no_grad())
+        void AssertLoadsSame(string path, string how)
         {
+            using var loaded = ClipModel.Load(path);
+            using var _ = torch.no_grad();
             Assert.Equal(Tiny, loaded.Config);
-            AssertBitIdentical(img, loaded.EncodeImage(pixels), "image features");
-            AssertBitIdentical(txt, loaded.EncodeText(ids), "text features");
+            AssertBitIdentical(img, loaded.EncodeImage(pixels), $"image features ({how})");
+            AssertBitIdentical(txt, loaded.EncodeText(ids), $"text features ({how})");
         }
+        AssertLoadsSame(saved, "saved metadata");
 
         // Bare weights as OpenCLIP publishes them, with open_clip_config.json in the same folder.
         var hubDir = Directory.CreateDirectory(dir.File("hub")).FullName;
@@ -187,13 +189,7 @@ public class ActivationAndOpenClipConfigTests
         using (var sd = model.ExportStateDict()) SafeTensors.Save(weights, sd);
         File.WriteAllText(Path.Combine(hubDir, OpenClipConfig.HubConfigFileName), "{\"model_cfg\": " + TinyOpenClip + "}");
         Assert.Equal(Path.Combine(hubDir, OpenClipConfig.HubConfigFileName), ClipModel.SiblingConfigPath(weights));
-        using (var loaded = ClipModel.Load(weights))
-        using (torch.no_grad())
-        {
-            Assert.Equal(Tiny, loaded.Config);
-            AssertBitIdentical(img, loaded.EncodeImage(pixels), "image features (open_clip_config.json)");
-            AssertBitIdentical(txt, loaded.EncodeText(ids), "text features (open_clip_config.json)");
-        }
+        AssertLoadsSame(weights, "open_clip_config.json");
 
         // Hugging Face layout: hidden_act and intermediate_size carry the same choices.
         var hfDir = Directory.CreateDirectory(dir.File("hf")).FullName;

@@ -114,15 +114,7 @@ public class ImageIndexTests
         Assert.Contains("not a ClipSharp image index", notIndex.Message);
     }
 
-    static (int Code, string Out, string Err) Run(params string[] args)
-    {
-        var (oldOut, oldErr) = (Console.Out, Console.Error);
-        using var o = new StringWriter();
-        using var e = new StringWriter();
-        Console.SetOut(o); Console.SetError(e);
-        try { return (ClipSharp.Cli.Program.Main(args), o.ToString(), e.ToString()); }
-        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
-    }
+    static (int Code, string Out, string Err) Run(params string[] args) => CliRunner.Run(args);
 
     [Fact]
     public void CliIndexesAndSearchesAndRefusesADamagedIndexBeforeOverwritingIt()

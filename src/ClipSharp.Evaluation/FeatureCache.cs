@@ -11,14 +11,14 @@ namespace ClipSharp.Evaluation;
 /// <param name="Dataset">The dataset's description, e.g. its path and split (part of the cache slot).</param>
 /// <param name="DatasetFingerprint">Identity of the dataset's contents (see <see cref="FeatureCache.FingerprintInputs"/>).</param>
 /// <param name="Preprocessing">Preprocessing and precision settings (part of the cache slot).</param>
-public sealed record FeatureCacheKey(string Checkpoint, string CheckpointFingerprint, string Dataset, string DatasetFingerprint, string Preprocessing)
+internal sealed record FeatureCacheKey(string Checkpoint, string CheckpointFingerprint, string Dataset, string DatasetFingerprint, string Preprocessing)
 {
     /// <summary>The file name stem of the slot: a hash of checkpoint path, dataset description and preprocessing.</summary>
     public string Slot => FeatureCache.Hash($"{Path.GetFullPath(Checkpoint)}\n{Dataset}\n{Preprocessing}")[..24];
 }
 
 /// <summary>Outcome of a cache lookup.</summary>
-public enum CacheOutcome
+internal enum CacheOutcome
 {
     /// <summary>Features were computed; there was no cache entry.</summary>
     Computed,
@@ -35,7 +35,7 @@ public enum CacheOutcome
 /// checkpoint and dataset fingerprints it was computed from; a lookup whose fingerprints differ finds the entry stale,
 /// recomputes and overwrites it. Files are written atomically (temporary file, then rename).
 /// </summary>
-public sealed class FeatureCache
+internal sealed class FeatureCache
 {
     const string Magic = "CLIPSHARP-FEATURES-1";
 

@@ -105,7 +105,7 @@ public static class LinearProbe
 
 /// <summary>Draws k examples per class for few-shot probes, deterministically for a given seed (System.Random with an
 /// explicit seed is a fixed algorithm, so the draw is the same on every run and machine).</summary>
-public static class FewShotSampler
+internal static class FewShotSampler
 {
     /// <summary>Indices (sorted) of k examples of every class (all of a class's examples when it has fewer than k).
     /// The same labels, k and seed always give the same indices; the draw for k is independent of other k values.</summary>

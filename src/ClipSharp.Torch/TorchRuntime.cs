@@ -6,8 +6,9 @@ namespace ClipSharp;
 
 /// <summary>
 /// Process-wide native set-up that has to happen before libtorch runs its first kernel. It runs by itself when the
-/// ClipSharp assembly is loaded; <see cref="EnsureInitialized"/> is there for code that calls TorchSharp before touching
-/// any ClipSharp type.
+/// ClipSharp.Torch assembly (or ClipSharp.Training or ClipSharp.Evaluation, which sit on it) is loaded, and never for
+/// code that only uses ClipSharp.Core; <see cref="EnsureInitialized"/> is there for code that calls TorchSharp before
+/// touching any ClipSharp type.
 /// </summary>
 /// <remarks>
 /// <para><b>MKL's vendor check.</b> libtorch's Linux build links Intel MKL statically and uses it for every float32
@@ -19,7 +20,7 @@ namespace ClipSharp;
 /// ones it runs on an Intel CPU with the same instruction sets, and the golden parity tests run with them.</para>
 /// <para>The cached integer is found by decoding the function's first instruction (<c>mov eax, [rip+disp32]</c>);
 /// if libtorch's build does not match that pattern, nothing is written. Set <c>CLIPSHARP_KEEP_MKL_VENDOR_CHECK=1</c>
-/// to leave MKL alone. The decision is taken by MKL at its first call, so it only takes effect when ClipSharp is loaded
+/// to leave MKL alone. The decision is taken by MKL at its first call, so it only takes effect when ClipSharp.Torch is loaded
 /// before any TorchSharp matrix multiplication has run; <see cref="MklDispatch"/> says what happened.</para>
 /// </remarks>
 public static class TorchRuntime

@@ -4,7 +4,7 @@ namespace ClipSharp.Training;
 /// Small files that a killed process must never leave half-written: the text goes to a temporary file in the same
 /// folder, which is then renamed over the target (rename is atomic within a file system).
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>Suffix of the temporary files; <see cref="RemoveStale"/> deletes leftovers of killed writers.</summary>
     public const string TempSuffix = ".tmp";

@@ -10,7 +10,7 @@ namespace ClipSharp.Training;
 /// <param name="Step">Optimiser steps done.</param>
 /// <param name="Tensors">"model.*", "optim.*" and other tensors (owned by the caller).</param>
 /// <param name="Metadata">Step, data position, RNG state, config and metrics.</param>
-public sealed record TrainingCheckpoint(string Path, long Step, StateDict Tensors, IReadOnlyDictionary<string, string> Metadata) : IDisposable
+internal sealed record TrainingCheckpoint(string Path, long Step, StateDict Tensors, IReadOnlyDictionary<string, string> Metadata) : IDisposable
 {
     /// <inheritdoc />
     public void Dispose() => Tensors.Dispose();
@@ -23,7 +23,7 @@ public sealed record TrainingCheckpoint(string Path, long Step, StateDict Tensor
 /// a run killed at any moment leaves either the new checkpoint or none, never a partial one; only the newest
 /// <see cref="KeepLast"/> are kept.
 /// </summary>
-public sealed partial class CheckpointStore(string runDirectory, int keepLast = 3)
+internal sealed partial class CheckpointStore(string runDirectory, int keepLast = 3)
 {
     /// <summary>Folder holding the checkpoints.</summary>
     public string Directory { get; } = System.IO.Path.Combine(runDirectory, "checkpoints");

@@ -91,7 +91,7 @@ public sealed class ClipTrainer : IDisposable
     public ClipAdamW Optimizer { get; }
 
     /// <summary>The bf16 compute copy of the model (null in fp32 training).</summary>
-    public MixedPrecision? Mixed => mixed;
+    internal MixedPrecision? Mixed => mixed;
 
     /// <summary>The model that runs forward and backward: the bf16 compute copy, or <see cref="Model"/> itself.</summary>
     private ClipModel Net => mixed?.Compute ?? Model;
@@ -104,7 +104,7 @@ public sealed class ClipTrainer : IDisposable
     /// whole global batch, and gradients are summed over ranks before clipping (see <see cref="DataParallel"/>).
     /// Null: single-process training.
     /// </summary>
-    public GradientReducer? DataParallelGroup { get; set; }
+    internal GradientReducer? DataParallelGroup { get; set; }
 
     /// <summary>Optimiser steps taken (the schedule position).</summary>
     public long StepCount => Optimizer.StepCount;

@@ -3,7 +3,7 @@ using ClipSharp.Modeling;
 namespace ClipSharp.Training;
 
 /// <summary>Turns off gradients for the parts of a model a fine-tuning run keeps fixed.</summary>
-public static class Freezing
+internal static class Freezing
 {
     /// <summary>Applies <paramref name="freeze"/> to <paramref name="model"/> (sets requires_grad); returns the frozen parameter names.</summary>
     public static IReadOnlyList<string> Apply(ClipModel model, FreezeSection freeze)

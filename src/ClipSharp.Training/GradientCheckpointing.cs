@@ -12,7 +12,7 @@ namespace ClipSharp.Training;
 /// activations plus every block's input, instead of every block's activations, for about one extra forward pass
 /// of compute. Gradients are those of the plain forward (the blocks are deterministic: no dropout).
 /// </summary>
-public static class GradientCheckpointing
+internal static class GradientCheckpointing
 {
     /// <summary>Turns gradient checkpointing on for both towers' transformer blocks (a ResNet image tower is left as it is).</summary>
     public static void Enable(ClipModel model)

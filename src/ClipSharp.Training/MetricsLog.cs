@@ -109,7 +109,7 @@ public sealed class MetricsLog : IDisposable
 /// protocol buffers — wall_time (1, double), step (2, int64), file_version (3, string) on the first record and a
 /// <c>Summary</c> (5) holding one <c>Value</c> with tag (1, string) and simple_value (2, float).
 /// </summary>
-public sealed class TensorBoardWriter : IDisposable
+internal sealed class TensorBoardWriter : IDisposable
 {
     private readonly FileStream file;
 
@@ -182,7 +182,7 @@ public sealed class TensorBoardWriter : IDisposable
 }
 
 /// <summary>CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) and TFRecord's masking of it.</summary>
-public static class Crc32C
+internal static class Crc32C
 {
     private static readonly uint[] Table = BuildTable();
 

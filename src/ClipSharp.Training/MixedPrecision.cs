@@ -25,7 +25,7 @@ public enum TrainPrecision
 /// (<see cref="ClipLayerNorm"/>), libtorch's CPU scaled-dot-product attention accumulates its bf16 softmax in
 /// float32, and features, logits and the loss are float32.
 /// </summary>
-public sealed class MixedPrecision : IDisposable
+internal sealed class MixedPrecision : IDisposable
 {
     private readonly List<(string Name, Parameter Master, Parameter Compute)> pairs;
 

@@ -6,7 +6,7 @@ namespace ClipSharp.Training;
 /// Named architectures for training configs: small configurations sized for CPU training, plus every released
 /// CLIP shape from <see cref="NamedArchitectures"/>.
 /// </summary>
-public static class ModelPresets
+internal static class ModelPresets
 {
     private static readonly Dictionary<string, ClipConfig> Presets = new(StringComparer.OrdinalIgnoreCase)
     {

@@ -4,7 +4,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace ClipSharp.Training;
 
 /// <summary>Recall@1 of paired retrieval (pair i is the i-th image and the i-th caption), used for validation during training.</summary>
-public static class RetrievalR1
+internal static class RetrievalR1
 {
     /// <summary>Fraction of images whose most similar caption is their own, and of captions whose most similar image is their own.</summary>
     public static (double ImageToText, double TextToImage) Compute(Tensor imageFeatures, Tensor textFeatures)

@@ -65,7 +65,7 @@ public sealed class TrainingRun : IDisposable
     public string RunDirectory { get; }
 
     /// <summary>The checkpoint folder manager (exposed for tests' fault injection).</summary>
-    public CheckpointStore Store { get; }
+    internal CheckpointStore Store { get; }
 
     /// <summary>Called after every step.</summary>
     public Action<RunProgress>? OnProgress { get; set; }

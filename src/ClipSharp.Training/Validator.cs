@@ -13,7 +13,7 @@ namespace ClipSharp.Training;
 /// pairs, and zero-shot top-1 on a class-folder split (prompt-averaged class embeddings). Images are decoded and
 /// centre-cropped once and kept in memory, so each evaluation only runs the model.
 /// </summary>
-public sealed class Validator
+internal sealed class Validator
 {
     private readonly float[]? valPixels;
     private readonly long[]? valIds;

@@ -6,7 +6,7 @@ using YamlDotNet.RepresentationModel;
 namespace ClipSharp.Training;
 
 /// <summary>Reads a YAML config into the same JSON tree the JSON loader uses, so both formats share one schema.</summary>
-public static class YamlConfig
+internal static class YamlConfig
 {
     /// <summary>Converts a YAML document (a mapping at the top) to a JSON object. Unquoted scalars become numbers,
     /// booleans or null when they read as such; quoted scalars stay strings.</summary>

@@ -7,7 +7,7 @@ namespace ClipSharp.Benchmarks;
 /// <param name="OwnCpus">CPUs kept busy by this process during the timed calls (≈ thread count when compute-bound).</param>
 /// <param name="OtherCpus">CPUs used by every other process during the timed calls (should be ≈ 0), or null.</param>
 /// <param name="LoadAverage1">1-minute load average when the timed calls ended, or null.</param>
-public sealed record Timings(double[] Seconds, double OwnCpus, double? OtherCpus, double? LoadAverage1)
+internal sealed record Timings(double[] Seconds, double OwnCpus, double? OtherCpus, double? LoadAverage1)
 {
     /// <summary>Above this many CPUs of other work during a row, the row is flagged noisy.</summary>
     public const double NoisyOtherCpus = 0.1;
@@ -24,7 +24,7 @@ public sealed record Timings(double[] Seconds, double OwnCpus, double? OtherCpus
 }
 
 /// <summary>Runs a call a number of times after warm-up, as torch_anchor.py's timeit does.</summary>
-public static class BenchmarkTimer
+internal static class BenchmarkTimer
 {
     /// <summary>Calls <paramref name="call"/> <paramref name="warmup"/> times untimed, then <paramref name="runs"/> times timed.</summary>
     /// <param name="call">The work of one run.</param>

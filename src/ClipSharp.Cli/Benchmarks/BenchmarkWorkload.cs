@@ -1,7 +1,7 @@
 namespace ClipSharp.Benchmarks;
 
 /// <summary>How gradients are handled around inference calls (one of the measured means).</summary>
-public enum GradMode
+internal enum GradMode
 {
     /// <summary>Autograd on (parameters require grad): records a graph nobody uses.</summary>
     Enabled,
@@ -16,14 +16,14 @@ public enum GradMode
 /// <param name="Workload">Workload kind: gemm, vit-b32, vit-b16, rn50, text, train, zeroshot-files, zeroshot-model, tokenizer.</param>
 /// <param name="Batch">Batch size (matrix side for gemm; 0 where it does not apply).</param>
 /// <param name="Precision">fp32 or bf16 (or the configuration name for the tokenizer).</param>
-public sealed record BenchmarkRow(string Id, string Workload, int Batch, string Precision)
+internal sealed record BenchmarkRow(string Id, string Workload, int Batch, string Precision)
 {
     /// <summary>True for the bfloat16 variant.</summary>
     public bool BFloat16 => Precision == "bf16";
 }
 
 /// <summary>Knobs shared by every workload; the defaults are the settings that measured fastest.</summary>
-public sealed record BenchmarkOptions
+internal sealed record BenchmarkOptions
 {
     /// <summary>Gradient handling around inference calls.</summary>
     public GradMode GradMode { get; init; } = GradMode.Inference;
@@ -36,7 +36,7 @@ public sealed record BenchmarkOptions
 }
 
 /// <summary>A measurable unit of work, set up once and then called repeatedly.</summary>
-public interface IBenchmarkWorkload : IDisposable
+internal interface IBenchmarkWorkload : IDisposable
 {
     /// <summary>What runs, for the report (e.g. "ClipModel.EncodeImage, inference_mode").</summary>
     string Implementation { get; }
@@ -60,14 +60,14 @@ public interface IBenchmarkWorkload : IDisposable
 /// evaluation code can plug their own step and pipeline into the <c>train</c> and <c>zeroshot-files</c> rows
 /// just by adding a provider class.
 /// </summary>
-public interface IBenchmarkWorkloadProvider
+internal interface IBenchmarkWorkloadProvider
 {
     /// <summary>A workload for <paramref name="row"/>, or null to leave the row to others.</summary>
     IBenchmarkWorkload? TryCreate(BenchmarkRow row, BenchmarkOptions options);
 }
 
 /// <summary>Finds the workload for a row: a discovered <see cref="IBenchmarkWorkloadProvider"/> first, else the built-ins.</summary>
-public static class BenchmarkWorkloads
+internal static class BenchmarkWorkloads
 {
     /// <summary>Providers found by reflection in the loaded ClipSharp assemblies.</summary>
     public static IReadOnlyList<IBenchmarkWorkloadProvider> DiscoverProviders()

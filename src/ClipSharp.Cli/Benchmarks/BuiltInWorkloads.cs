@@ -8,7 +8,7 @@ using F = TorchSharp.torch.nn.functional;
 namespace ClipSharp.Benchmarks;
 
 /// <summary>The workloads ClipSharp can measure on its own (random weights, synthetic inputs).</summary>
-public sealed class BuiltInWorkloadProvider : IBenchmarkWorkloadProvider
+internal sealed class BuiltInWorkloadProvider : IBenchmarkWorkloadProvider
 {
     /// <summary>The small CLIP of the training benchmark: ViT patch 8 on 64 px, width 256, 6 layers, 4 heads; text 256/6/4; embed 256.</summary>
     public static ClipConfig SmallClip { get; } = new(256, 64, [6], 256, 8, 77, 49408, 256, 4, 6) { VisionHeadsOverride = 4 };

@@ -6,7 +6,7 @@ namespace ClipSharp.Benchmarks;
 /// Analytic FLOP counts (2 × multiply-adds of every matrix product and convolution; elementwise work,
 /// LayerNorm and softmax not counted), defined as the PyTorch baseline's <c>torch_anchor.py flops</c> defines them.
 /// </summary>
-public static class FlopCounts
+internal static class FlopCounts
 {
     /// <summary>Multiply-adds of <paramref name="layers"/> pre-LN transformer blocks on one sequence (dense attention).</summary>
     public static double TransformerMacs(long tokens, long width, long layers, long mlp)

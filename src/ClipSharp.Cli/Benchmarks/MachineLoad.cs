@@ -8,7 +8,7 @@ namespace ClipSharp.Benchmarks;
 /// this process's CPU time and its peak resident set. Used to flag timings taken while other work ran.
 /// All readers return null (or 0) where /proc is not available.
 /// </summary>
-public static class MachineLoad
+internal static class MachineLoad
 {
     /// <summary>System-wide busy CPU-seconds summed over all CPUs since boot, or null.</summary>
     public static double? SystemBusySeconds()

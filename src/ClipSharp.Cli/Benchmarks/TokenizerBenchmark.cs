@@ -8,13 +8,13 @@ namespace ClipSharp.Text;
 /// <param name="Median">Median throughput over the timed runs.</param>
 /// <param name="Min">Slowest run.</param>
 /// <param name="Max">Fastest run.</param>
-public sealed record TokenizerThroughput(string Name, int Texts, double Median, double Min, double Max);
+internal sealed record TokenizerThroughput(string Name, int Texts, double Median, double Min, double Max);
 
 /// <summary>
 /// Tokenizer throughput benchmark on the 80 × 1000 ImageNet zero-shot prompts (the embedded
 /// <c>imagenet_templates.txt</c> filled with <c>imagenet_classes.txt</c>).
 /// </summary>
-public static class TokenizerBenchmark
+internal static class TokenizerBenchmark
 {
     /// <summary>Loads an embedded ZeroShot data file (e.g. <c>imagenet_classes.txt</c>) as lines.</summary>
     /// <param name="fileName">File name under <c>ZeroShot/Data</c>.</param>

@@ -3,7 +3,7 @@ using ScottPlot;
 namespace ClipSharp.Evaluation;
 
 /// <summary>PNG plots for the evaluation reports (ScottPlot).</summary>
-public static class Plots
+internal static class Plots
 {
     /// <summary>Confusion matrix as a heat map of row-normalised counts (each true class's row sums to 1), true
     /// classes top to bottom, predicted classes left to right. Class names label the axes up to 40 classes.</summary>

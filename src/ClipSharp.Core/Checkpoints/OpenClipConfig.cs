@@ -16,7 +16,7 @@ namespace ClipSharp.Checkpoints;
 /// OpenCLIP's defaults apply to missing fields, and they differ from the OpenAI constructor's in one place that
 /// matters: without <c>"quick_gelu": true</c> the MLPs use exact GELU.
 /// </remarks>
-public static class OpenClipConfig
+internal static class OpenClipConfig
 {
     /// <summary>True when the JSON object is an OpenCLIP model config, bare or as an <c>open_clip_config.json</c>.</summary>
     public static bool IsOpenClip(JsonObject obj)

@@ -7,12 +7,12 @@ namespace ClipSharp.Checkpoints;
 /// <summary>
 /// The image normalisation a published checkpoint declares next to its weights: OpenCLIP's
 /// <c>open_clip_config.json</c> (<c>preprocess_cfg.mean</c>/<c>std</c>), Hugging Face's
-/// <c>preprocessor_config.json</c> (<c>image_mean</c>/<c>image_std</c>), or the metadata <see cref="Modeling.ClipModel.Save"/>
+/// <c>preprocessor_config.json</c> (<c>image_mean</c>/<c>image_std</c>), or the metadata <c>ClipModel.Save</c> (ClipSharp.Torch)
 /// writes. OpenAI's and the LAION models declare CLIP's own constants; a model trained with others would otherwise be
 /// fed wrongly normalised pixels. Resampling and cropping stay CLIP's (bicubic, short side, centre crop): a declared
 /// <c>interpolation</c> or <c>resize_mode</c> other than that is refused, naming the file.
 /// </summary>
-public static class PreprocessingConfig
+internal static class PreprocessingConfig
 {
     /// <summary>Metadata key for the mean and std in checkpoints ClipSharp writes.</summary>
     public const string MetadataKey = "clipsharp.preprocess";

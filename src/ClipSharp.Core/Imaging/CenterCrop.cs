@@ -4,7 +4,7 @@ namespace ClipSharp.Imaging;
 /// torchvision's <c>CenterCrop</c> for square outputs: offsets round half to even (Python's <c>round</c>),
 /// and an image smaller than the crop is first padded with zeros, (missing / 2) pixels before and the rest after.
 /// </summary>
-public static class CenterCrop
+internal static class CenterCrop
 {
     /// <summary>
     /// The top-left corner of the crop window in source coordinates. A negative value means the image

@@ -1,5 +1,3 @@
-using ClipSharp.Checkpoints;
-using TorchSharp;
 
 namespace ClipSharp.Imaging;
 
@@ -120,70 +118,5 @@ public sealed class ClipImagePreprocessor
         var (w, h) = ResizedSize(image.Width, image.Height, Size);
         var resized = PillowResize.Resize(image, w, h);
         return CenterCrop.Apply(resized, Size).ConvertToRgb();
-    }
-
-    /// <summary>Processes one image file into a float32 tensor of shape [3, n, n].</summary>
-    /// <param name="path">The image file.</param>
-    /// <returns>A new CPU tensor; the caller owns it.</returns>
-    public torch.Tensor ProcessToTensor(string path)
-        => torch.tensor(Process(path), [3, Size, Size]);
-
-    /// <summary>
-    /// Processes several image files in parallel into one float32 tensor of shape [N, 3, n, n].
-    /// If any file fails, the exception of the first failing file (in list order) is rethrown.
-    /// </summary>
-    /// <param name="paths">The image files.</param>
-    /// <returns>A new CPU tensor; the caller owns it.</returns>
-    public torch.Tensor ProcessBatch(IReadOnlyList<string> paths)
-    {
-        ArgumentNullException.ThrowIfNull(paths);
-        // Written straight into the tensor's storage: no managed copy of the batch and no second pass to copy it.
-        var batch = torch.empty([paths.Count, 3, Size, Size], torch.ScalarType.Float32);
-        try
-        {
-            FillBatch(paths, batch);
-        }
-        catch
-        {
-            batch.Dispose();
-            throw;
-        }
-        return batch;
-    }
-
-    private unsafe void FillBatch(IReadOnlyList<string> paths, torch.Tensor batch)
-    {
-        int per = OutputLength;
-        var errors = new Exception?[paths.Count];
-        fixed (byte* storage = TensorBytes.Span(batch))
-        {
-            float* data = (float*)storage;
-            Parallel.For(0, paths.Count, i =>
-            {
-                try
-                {
-                    ProcessInto(paths[i], new Span<float>(data + (long)i * per, per));
-                }
-                catch (Exception e)
-                {
-                    errors[i] = e;
-                }
-            });
-        }
-        foreach (var e in errors)
-            if (e is not null)
-                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e).Throw();
-    }
-
-    /// <summary>Wraps CHW floats (for example from <see cref="Process(string)"/>) as a [3, n, n] tensor.</summary>
-    /// <param name="chw">3 × size × size floats.</param>
-    /// <param name="size">n.</param>
-    /// <returns>A new CPU float32 tensor.</returns>
-    public static torch.Tensor ToTensor(float[] chw, int size)
-    {
-        ArgumentNullException.ThrowIfNull(chw);
-        if (chw.Length != 3 * size * size)
-            throw new ArgumentException($"Expected {3 * size * size} floats, got {chw.Length}.", nameof(chw));
-        return torch.tensor(chw, [3, size, size]);
     }
 }

@@ -29,7 +29,7 @@ public enum ImageMode
 }
 
 /// <summary>Helpers for <see cref="ImageMode"/>.</summary>
-public static class ImageModeExtensions
+internal static class ImageModeExtensions
 {
     /// <summary>Number of interleaved 8-bit channels a <see cref="DecodedImage"/> of this mode stores per pixel.</summary>
     /// <param name="mode">The mode.</param>

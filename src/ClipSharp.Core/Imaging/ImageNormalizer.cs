@@ -4,7 +4,7 @@ namespace ClipSharp.Imaging;
 /// torchvision's <c>ToTensor</c> followed by <c>Normalize</c>: each byte is divided by 255 in float32
 /// (a true division), then (x − mean) / std in float32, written channel-major (CHW).
 /// </summary>
-public static class ImageNormalizer
+internal static class ImageNormalizer
 {
     /// <summary>Writes normalised CHW floats for interleaved RGB bytes.</summary>
     /// <param name="rgb">width × height × 3 interleaved RGB bytes.</param>

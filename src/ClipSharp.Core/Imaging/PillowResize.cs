@@ -9,7 +9,7 @@ namespace ClipSharp.Imaging;
 /// separable fixed-point bicubic convolution (horizontal pass, rounding to uint8, then vertical pass)
 /// and nearest neighbour for palette and bilevel images, with alpha premultiplied around the resampling.
 /// </summary>
-public static class PillowResize
+internal static class PillowResize
 {
     /// <summary>Fractional bits of the fixed-point weights (Pillow: 32 - 8 - 2).</summary>
     const int PrecisionBits = 22;

@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
-using TorchSharp;
 
 namespace ClipSharp.Text;
 
@@ -353,7 +352,7 @@ public sealed class ClipTokenizer
         return row;
     }
 
-    void FillRow(string text, Span<int> row, int contextLength, bool truncate)
+    internal void FillRow(string text, Span<int> row, int contextLength, bool truncate)
     {
         ArgumentNullException.ThrowIfNull(text);
         ArgumentOutOfRangeException.ThrowIfLessThan(contextLength, 2);
@@ -396,27 +395,6 @@ public sealed class ClipTokenizer
             for (int j = 0; j < contextLength; j++) result[i, j] = row[j];
         }
         return result;
-    }
-
-    /// <summary>
-    /// Tokenizes a batch into a TorchSharp int64 tensor of shape <c>[texts.Count, contextLength]</c>
-    /// (the reference returns int32; models index embeddings with int64).
-    /// </summary>
-    /// <param name="texts">Raw texts.</param>
-    /// <param name="contextLength">Row length.</param>
-    /// <param name="truncate">See <see cref="Tokenize"/>.</param>
-    /// <returns>A new CPU tensor owned by the caller.</returns>
-    public torch.Tensor ToTensor(IReadOnlyList<string> texts, int contextLength = DefaultContextLength, bool truncate = false)
-    {
-        ArgumentNullException.ThrowIfNull(texts);
-        var flat = new long[(long)texts.Count * contextLength];
-        var row = new int[contextLength];
-        for (int i = 0; i < texts.Count; i++)
-        {
-            FillRow(texts[i], row, contextLength, truncate);
-            for (int j = 0; j < contextLength; j++) flat[(long)i * contextLength + j] = row[j];
-        }
-        return torch.tensor(flat, [texts.Count, contextLength], torch.int64);
     }
 
     /// <summary>

@@ -32,7 +32,7 @@ namespace ClipSharp.Text;
 /// "utf-8-variants" decoder are not implemented, so such text is left as it is.
 /// Character properties come from Python 3.11's Unicode 14.0 database.</para>
 /// </remarks>
-public static class TextCleaner
+internal static class TextCleaner
 {
     const int MaxSegmentLength = 1_000_000;
 

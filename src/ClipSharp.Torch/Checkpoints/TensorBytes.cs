@@ -37,7 +37,7 @@ internal static class TensorBytes
     }
 
     /// <summary>Receives a writable view of a new tensor's bytes.</summary>
-    public delegate void SpanFiller(Span<byte> destination);
+    internal delegate void SpanFiller(Span<byte> destination);
 
     /// <summary>The bytes of a contiguous CPU tensor as a span over its storage.</summary>
     public static unsafe Span<byte> Span(Tensor t)

@@ -11,14 +11,14 @@ namespace ClipSharp.Checkpoints;
 /// <param name="RecordPrefix">The archive folder name, e.g. <c>rn_small/</c>.</param>
 /// <param name="Extras">Non-tensor top-level values (e.g. OpenCLIP's <c>epoch</c>, <c>name</c>) rendered as strings.</param>
 /// <param name="Notes">Things the reader skipped or changed, in plain words (e.g. a stripped <c>module.</c> prefix).</param>
-public sealed record TorchArchiveInfo(bool IsTorchScript, string RecordPrefix, IReadOnlyDictionary<string, string> Extras, IReadOnlyList<string> Notes);
+internal sealed record TorchArchiveInfo(bool IsTorchScript, string RecordPrefix, IReadOnlyDictionary<string, string> Extras, IReadOnlyList<string> Notes);
 
 /// <summary>
 /// Reader for PyTorch zip checkpoints: <c>torch.save</c> files (.pt/.pth/.bin) and TorchScript archives such as
 /// OpenAI's released CLIP models. The pickle is run by a whitelisting VM that never executes code; tensors are read
 /// from the <c>data/&lt;key&gt;</c> records. Tensors keep their stored dtype (see <see cref="CheckpointLoader"/> for upcasting).
 /// </summary>
-public static partial class TorchArchive
+internal static partial class TorchArchive
 {
     /// <summary>Loads the state_dict of a torch zip checkpoint.</summary>
     /// <exception cref="InvalidDataException">Not a readable zip, no data.pkl, a refused global, or inconsistent records.</exception>

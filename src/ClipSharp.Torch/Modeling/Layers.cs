@@ -10,7 +10,7 @@ namespace ClipSharp.Modeling;
 #pragma warning disable IDE1006
 
 /// <summary>QuickGELU, the activation of the OpenAI CLIP transformer MLPs: x · sigmoid(1.702 · x).</summary>
-public sealed class QuickGelu : nn.Module<Tensor, Tensor>
+internal sealed class QuickGelu : nn.Module<Tensor, Tensor>
 {
     /// <summary>The 1.702 of x · sigmoid(1.702 · x).</summary>
     public const float Coefficient = 1.702f;
@@ -37,7 +37,7 @@ public sealed class QuickGelu : nn.Module<Tensor, Tensor>
 /// ≤ 77 text tokens) the fused CPU kernel is 1.3–3× slower than this (bf16 text, batch 64: 28 ms against 9 ms per
 /// layer, see docs/benchmarks.md), and the float32 softmax is what autocast would do for bf16 inputs.
 /// </summary>
-public static class Attention
+internal static class Attention
 {
     static readonly object Gate = new();
     static readonly Dictionary<long, Tensor> CausalMasks = [];
@@ -80,7 +80,7 @@ public static class Attention
 /// Multi-head self-attention with the packed q/k/v projection of torch.nn.MultiheadAttention
 /// (<c>in_proj_weight</c> [3·width, width], <c>in_proj_bias</c>, <c>out_proj</c>). Works batch-first.
 /// </summary>
-public sealed class SelfAttention : nn.Module<Tensor, Tensor>
+internal sealed class SelfAttention : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter in_proj_weight;
     private readonly Parameter in_proj_bias;
@@ -129,7 +129,7 @@ public sealed class SelfAttention : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>The transformer MLP: c_fc (width → hidden, 4·width in the OpenAI models), the activation, c_proj.</summary>
-public sealed class Mlp : nn.Module<Tensor, Tensor>
+internal sealed class Mlp : nn.Module<Tensor, Tensor>
 {
     private readonly Linear c_fc;
     private readonly Linear c_proj;
@@ -188,7 +188,7 @@ public sealed class Mlp : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>Pre-LN residual block: x + attn(ln_1(x)), then x + mlp(ln_2(x)).</summary>
-public sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
+internal sealed class ResidualAttentionBlock : nn.Module<Tensor, Tensor>
 {
     private readonly SelfAttention attn;
     private readonly ClipLayerNorm ln_1;
@@ -244,7 +244,7 @@ public sealed class Transformer : nn.Module<Tensor, Tensor>
     public long Width { get; }
 
     /// <summary>The blocks, in order.</summary>
-    public IReadOnlyList<ResidualAttentionBlock> Blocks => resblocks.ToList();
+    internal IReadOnlyList<ResidualAttentionBlock> Blocks => resblocks.ToList();
 
     /// <summary>Number of blocks.</summary>
     public int Layers => resblocks.Count;
@@ -257,7 +257,7 @@ public sealed class Transformer : nn.Module<Tensor, Tensor>
     /// Gradient checkpointing sets it to a function that keeps only the block's input and recomputes the block's
     /// activations in the backward pass.
     /// </summary>
-    public Func<ResidualAttentionBlock, Tensor, Tensor>? BlockRunner { get; set; }
+    internal Func<ResidualAttentionBlock, Tensor, Tensor>? BlockRunner { get; set; }
 
     /// <summary>x: [N, L, D]. Each block runs in its own dispose scope, so only the current activations stay alive.</summary>
     public override Tensor forward(Tensor x)

@@ -11,7 +11,7 @@ namespace ClipSharp.Modeling;
 /// ResNet bottleneck with anti-aliased downsampling: conv1 1×1, conv2 3×3, AvgPool(stride) when stride &gt; 1,
 /// conv3 1×1 (expansion 4); the shortcut is AvgPool(stride) → 1×1 conv → BN when the shape changes.
 /// </summary>
-public sealed class Bottleneck : nn.Module<Tensor, Tensor>
+internal sealed class Bottleneck : nn.Module<Tensor, Tensor>
 {
     private readonly Conv2d conv1, conv2, conv3;
     private readonly BatchNorm2d bn1, bn2, bn3;
@@ -76,7 +76,7 @@ public sealed class Bottleneck : nn.Module<Tensor, Tensor>
 /// Attention pooling: flatten H×W, prepend the spatial mean, add positional embeddings, and let the mean
 /// token alone attend over all tokens (separate q/k/v projections with biases, output projection c_proj).
 /// </summary>
-public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
+internal sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
 {
     private readonly Parameter positional_embedding;
     private readonly Linear k_proj, q_proj, v_proj, c_proj;
@@ -173,7 +173,7 @@ public sealed class ModifiedResNet : ImageTower
         new[] { layer1, layer2, layer3, layer4 }.SelectMany(l => l.children()).Select(b => ((Bottleneck)b).Bn3);
 
     /// <summary>The attention pool (its projections get a special initialisation).</summary>
-    public AttentionPool2d AttnPool => attnpool;
+    internal AttentionPool2d AttnPool => attnpool;
 
     /// <inheritdoc />
     public override Tensor forward(Tensor pixels)

@@ -8,12 +8,12 @@ namespace ClipSharp.Modeling;
 /// the dense work grows with tokens, attention adds a share growing with the length, and a group's fixed cost is
 /// expressed in tokens. Exact dynamic programming over the distinct lengths (at most the context length, 77).
 /// </summary>
-public static class TextLengthBuckets
+internal static class TextLengthBuckets
 {
     /// <summary>One group: the texts' rows in the batch (ascending) and the positions to run (its longest text).</summary>
     /// <param name="Length">Positions to run, the largest length in the group.</param>
     /// <param name="Rows">Row indices in the batch, ascending.</param>
-    public sealed record Bucket(long Length, long[] Rows);
+    internal sealed record Bucket(long Length, long[] Rows);
 
     /// <summary>
     /// Fixed cost of one more group, in tokens, for a text tower of width 256; <see cref="GroupOverheadTokens(long)"/>

@@ -8,7 +8,7 @@ namespace ClipSharp.Training.Data;
 /// optional horizontal flip, colour jitter and greyscale, then CLIP normalisation. All randomness comes from the
 /// <see cref="Random"/> passed in, so a sample's augmentation depends only on the seed and its position.
 /// </summary>
-public sealed class Augmentation(int size, AugmentSection options)
+internal sealed class Augmentation(int size, AugmentSection options)
 {
     /// <summary>Output side in pixels.</summary>
     public int Size { get; } = size;

@@ -6,7 +6,7 @@ namespace ClipSharp.Training.Data;
 /// own sequence of seeded random permutations, one per pass. The plan depends only on the seed, so a resumed
 /// run re-creates it and skips to the saved position without touching any image.
 /// </summary>
-public sealed class MixPlan
+internal sealed class MixPlan
 {
     private readonly IReadOnlyList<PairSource> sources;
     private readonly double[] cumulative;

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace ClipSharp.Training.Data;
 
 /// <summary>Settings of <see cref="TrainingDataLoader"/>.</summary>
-public sealed record LoaderOptions
+internal sealed record LoaderOptions
 {
     /// <summary>Pairs per batch.</summary>
     public int BatchSize { get; init; } = 128;
@@ -53,7 +53,7 @@ public sealed record LoaderOptions
 /// <param name="EndPosition">Plan position after this batch (the data position to save with the checkpoint that follows it).</param>
 /// <param name="Skipped">Samples skipped while building it.</param>
 /// <param name="SkipReasons">Why (sample id: problem).</param>
-public sealed record PreparedBatch(float[] Pixels, long[] Ids, int Count, int ImageSize, int ContextLength, long EndPosition, int Skipped, IReadOnlyList<string> SkipReasons)
+internal sealed record PreparedBatch(float[] Pixels, long[] Ids, int Count, int ImageSize, int ContextLength, long EndPosition, int Skipped, IReadOnlyList<string> SkipReasons)
 {
     /// <summary>Creates the pixel [N,3,S,S] and id [N,L] tensors.</summary>
     public (Tensor Pixels, Tensor Ids) ToTensors() =>
@@ -66,7 +66,7 @@ public sealed record PreparedBatch(float[] Pixels, long[] Ids, int Count, int Im
 /// <see cref="LoaderOptions.Prefetch"/> batches). Images that fail to load are skipped, counted and replaced by the
 /// next planned samples, so the batch content is still a pure function of the seed and the start position.
 /// </summary>
-public sealed class TrainingDataLoader : IDisposable
+internal sealed class TrainingDataLoader : IDisposable
 {
     private readonly IReadOnlyList<PairSource> sources;
     private readonly ClipTokenizer tokenizer;
@@ -200,7 +200,7 @@ public sealed class TrainingDataLoader : IDisposable
 }
 
 /// <summary>Maps CLIP BPE ids into a smaller vocabulary for tiny test models, keeping end-of-text the largest id.</summary>
-public static class TokenRemap
+internal static class TokenRemap
 {
     /// <summary>In place: end-of-text → vocab−1, start-of-text → vocab−2, ids ≥ vocab−2 → 1 + id mod (vocab−3), padding stays 0.</summary>
     public static void Fold(int[] tokens, int vocab, int startOfText, int endOfText)

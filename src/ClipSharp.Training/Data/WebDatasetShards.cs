@@ -14,7 +14,7 @@ namespace ClipSharp.Training.Data;
 /// of workers share any number of shards, with no worker left waiting on a shard that does not exist.
 /// A damaged shard contributes the samples before the damage; the rest of it is counted as skipped.
 /// </summary>
-public static class WebDatasetShards
+internal static class WebDatasetShards
 {
     private static readonly string[] ImageExtensions = ["jpg", "jpeg", "png", "webp", "bmp", "gif"];
 
@@ -22,7 +22,7 @@ public static class WebDatasetShards
     /// <param name="Shard">Tar file.</param>
     /// <param name="Offset">Start of the member's data in the file.</param>
     /// <param name="Length">Member size in bytes.</param>
-    public sealed record ImageRange(string Shard, long Offset, int Length);
+    internal sealed record ImageRange(string Shard, long Offset, int Length);
 
     /// <summary>Indexes the shards named by <paramref name="spec"/> (a .tar file, a directory, a brace pattern or a "::" list).</summary>
     public static PairSource Open(string spec, double weight = 1.0)

@@ -16,7 +16,7 @@ namespace ClipSharp.Training.Distributed;
 /// SigLIP's bias) enter the loss directly, so their gradient is already complete on every rank: only rank 0 keeps it
 /// for the sum.</para>
 /// </summary>
-public static class DataParallel
+internal static class DataParallel
 {
     /// <summary>
     /// The global [N, D] feature matrix in global row order, from every rank's local [n, D] float32 features:
@@ -59,7 +59,7 @@ public static class DataParallel
 /// (one all-reduce per step). Parameters without a gradient on this step are left out on every rank alike, since all
 /// ranks run the same model with the same frozen parts; a rank whose set differs fails the collective's size check.
 /// </summary>
-public sealed class GradientReducer(ProcessGroup group)
+internal sealed class GradientReducer(ProcessGroup group)
 {
     float[] buffer = [];
 

@@ -68,7 +68,7 @@ public sealed class DistributedException(string message, Exception? inner = null
 /// message names its collective and size, so ranks that drift apart fail with an error instead of mixing data.
 /// A star suits the few machines a CPU run spans; traffic at the hub grows with the number of ranks.
 /// </summary>
-public sealed class ProcessGroup : IDisposable
+internal sealed class ProcessGroup : IDisposable
 {
     const uint Magic = 0x43505344; // "DSPC"
     readonly NetworkStream[] peers; // rank 0: index = peer rank (index 0 unused); others: [0] = the hub

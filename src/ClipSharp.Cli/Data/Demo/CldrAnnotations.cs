@@ -5,10 +5,10 @@ namespace ClipSharp.Data.Demo;
 /// <summary>CLDR annotations of one character sequence: search keywords and the text-to-speech name.</summary>
 /// <param name="Keywords">Keywords in file order (the <c>a | b | c</c> list).</param>
 /// <param name="Tts">The <c>type="tts"</c> short name, or null.</param>
-public sealed record CldrAnnotation(IReadOnlyList<string> Keywords, string? Tts);
+internal sealed record CldrAnnotation(IReadOnlyList<string> Keywords, string? Tts);
 
 /// <summary>Parser for CLDR annotation files such as <c>common/annotations/en.xml</c>.</summary>
-public static class CldrAnnotations
+internal static class CldrAnnotations
 {
     /// <summary>Reads one or more annotation files; entries of later files fill in what earlier ones lack.</summary>
     public static Dictionary<string, CldrAnnotation> Read(params string[] paths)

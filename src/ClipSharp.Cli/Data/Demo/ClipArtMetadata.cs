@@ -7,10 +7,10 @@ namespace ClipSharp.Data.Demo;
 /// <param name="Title">The work's <c>dc:title</c> (not the publisher's or creator's agent title), or null.</param>
 /// <param name="Description">The work's <c>dc:description</c>, or null.</param>
 /// <param name="Keywords">The <c>dc:subject/rdf:Bag/rdf:li</c> entries, as written.</param>
-public sealed record ClipArtMetadata(string? Title, string? Description, IReadOnlyList<string> Keywords);
+internal sealed record ClipArtMetadata(string? Title, string? Description, IReadOnlyList<string> Keywords);
 
 /// <summary>Reads OpenClipArt SVG metadata and decides which titles describe the picture.</summary>
-public static partial class ClipArtMetadataReader
+internal static partial class ClipArtMetadataReader
 {
     private const string Dc = "http://purl.org/dc/elements/1.1/";
     private const string Rdf = "http://www.w3.org/1999/02/22-rdf-syntax-ns#";

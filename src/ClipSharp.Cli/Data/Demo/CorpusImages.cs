@@ -8,7 +8,7 @@ namespace ClipSharp.Data.Demo;
 /// (keeping its aspect ratio), centred on white. Files are written under a temporary name and then renamed, so a
 /// file that exists is complete.
 /// </summary>
-public static class CorpusImages
+internal static class CorpusImages
 {
     private static readonly SKSamplingOptions Sampling = new(SKFilterMode.Linear, SKMipmapMode.Linear);
 
@@ -124,7 +124,7 @@ public static class CorpusImages
 /// Renders emoji sequences with one font: HarfBuzz shapes the sequence (so ZWJ sequences, flags and keycaps become
 /// their ligature glyph), Skia draws the glyphs large on white, and the inked area is scaled into a square image.
 /// </summary>
-public sealed class EmojiFontRenderer : IDisposable
+internal sealed class EmojiFontRenderer : IDisposable
 {
     private const int Canvas = 320;
     private readonly SKTypeface _typeface;
@@ -206,7 +206,7 @@ public sealed class EmojiFontRenderer : IDisposable
 
 /// <summary>Rasterises SVG files with <c>rsvg-convert</c> (from Debian's librsvg2-bin).</summary>
 /// <param name="executable">Path of the <c>rsvg-convert</c> program.</param>
-public sealed class SvgRasterizer(string executable)
+internal sealed class SvgRasterizer(string executable)
 {
     /// <summary>The program used.</summary>
     public string Executable { get; } = executable;

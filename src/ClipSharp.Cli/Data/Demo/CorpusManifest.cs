@@ -5,7 +5,7 @@ using System.Text.Json.Serialization;
 namespace ClipSharp.Data.Demo;
 
 /// <summary>Counts for one image source (a package, or one emoji artist).</summary>
-public sealed class SourceCounts
+internal sealed class SourceCounts
 {
     /// <summary>Images written to the corpus.</summary>
     public int Images { get; set; }
@@ -21,7 +21,7 @@ public sealed class SourceCounts
 }
 
 /// <summary>One split file and its size.</summary>
-public sealed class SplitInfo
+internal sealed class SplitInfo
 {
     /// <summary>CSV file, relative to the corpus folder.</summary>
     public string File { get; set; } = "";
@@ -46,10 +46,10 @@ public sealed class SplitInfo
 /// <param name="Group">Emoji group.</param>
 /// <param name="Subgroup">Emoji subgroup.</param>
 /// <param name="Concepts">Concepts (emoji) in it.</param>
-public sealed record HeldOutSubgroup(string Group, string Subgroup, int Concepts);
+internal sealed record HeldOutSubgroup(string Group, string Subgroup, int Concepts);
 
 /// <summary>The <c>manifest.json</c> of a demo corpus: where everything came from and what was written.</summary>
-public sealed class CorpusManifest
+internal sealed class CorpusManifest
 {
     /// <summary>Manifest format version.</summary>
     public int FormatVersion { get; set; } = 1;
@@ -105,7 +105,7 @@ public sealed class CorpusManifest
 }
 
 /// <summary>Minimal RFC 4180 CSV writing and reading (fields with commas, quotes or line breaks are quoted).</summary>
-public static class Csv
+internal static class Csv
 {
     /// <summary>One CSV line (without the line break).</summary>
     public static string Line(params string[] fields) => string.Join(',', fields.Select(Quote));

@@ -9,7 +9,7 @@ namespace ClipSharp.Data.Demo;
 /// <param name="OutputDir">The corpus folder (images, split CSVs, class lists, <c>manifest.json</c>).</param>
 /// <param name="Force">Re-render every image and rewrite every split even when stage markers say they are done.</param>
 /// <param name="Seed">Seed of the held-out subgroup choice and of the validation split.</param>
-public sealed record DemoCorpusOptions(string CacheDir, string OutputDir, bool Force = false, int Seed = DemoCorpusBuilder.DefaultSeed)
+internal sealed record DemoCorpusOptions(string CacheDir, string OutputDir, bool Force = false, int Seed = DemoCorpusBuilder.DefaultSeed)
 {
     /// <summary>Progress messages (one line each); null for silence.</summary>
     public Action<string>? Log { get; init; }
@@ -22,7 +22,7 @@ public sealed record DemoCorpusOptions(string CacheDir, string OutputDir, bool F
 /// <param name="Manifest">The corpus manifest (as written, or as found when nothing had to be done).</param>
 /// <param name="WasComplete">True when the corpus was already complete and only verified.</param>
 /// <param name="Seconds">Wall-clock seconds of this run.</param>
-public sealed record DemoCorpusResult(CorpusManifest Manifest, bool WasComplete, double Seconds);
+internal sealed record DemoCorpusResult(CorpusManifest Manifest, bool WasComplete, double Seconds);
 
 /// <summary>One image of the corpus with its captions (several captions per image are allowed).</summary>
 /// <param name="Image">Path relative to the corpus folder, with '/' separators.</param>
@@ -32,13 +32,13 @@ public sealed record DemoCorpusResult(CorpusManifest Manifest, bool WasComplete,
 /// <param name="Label">Class name (emoji name, Fashion-MNIST class); null otherwise.</param>
 /// <param name="Group">Emoji group; null otherwise.</param>
 /// <param name="Subgroup">Emoji subgroup; null otherwise.</param>
-public sealed record CorpusItem(string Image, string Source, IReadOnlyList<string> Captions,
+internal sealed record CorpusItem(string Image, string Source, IReadOnlyList<string> Captions,
     string? Concept = null, string? Label = null, string? Group = null, string? Subgroup = null);
 
 /// <summary>An emoji concept: one fully-qualified emoji with its name and CLDR keywords.</summary>
 /// <param name="Entry">The emoji-test.txt entry.</param>
 /// <param name="Keywords">CLDR keywords other than the name itself.</param>
-public sealed record EmojiConcept(EmojiEntry Entry, IReadOnlyList<string> Keywords)
+internal sealed record EmojiConcept(EmojiEntry Entry, IReadOnlyList<string> Keywords)
 {
     /// <summary>Captions for any picture of this emoji: <c>an emoji of NAME</c>, then <c>NAME, KEYWORDS</c> when there are keywords.</summary>
     public IReadOnlyList<string> Captions()
@@ -56,7 +56,7 @@ public sealed record EmojiConcept(EmojiEntry Entry, IReadOnlyList<string> Keywor
 /// Deterministic and resumable: packages are cached and checksummed, images are written under temporary names and
 /// renamed, each stage leaves a marker, and a run over a complete corpus only verifies it.
 /// </summary>
-public sealed class DemoCorpusBuilder(DemoCorpusOptions options)
+internal sealed class DemoCorpusBuilder(DemoCorpusOptions options)
 {
     /// <summary>Default seed.</summary>
     public const int DefaultSeed = 20240229;

@@ -9,7 +9,7 @@ namespace ClipSharp.Data.Demo;
 /// <param name="Name">The CLDR short name, e.g. <c>grinning face</c> or <c>flag: Germany</c>.</param>
 /// <param name="Group">The group heading, e.g. <c>Smileys &amp; Emotion</c>.</param>
 /// <param name="Subgroup">The subgroup heading, e.g. <c>face-smiling</c>.</param>
-public sealed record EmojiEntry(IReadOnlyList<int> Codepoints, string Status, string Name, string Group, string Subgroup)
+internal sealed record EmojiEntry(IReadOnlyList<int> Codepoints, string Status, string Name, string Group, string Subgroup)
 {
     /// <summary>The emoji as a string.</summary>
     public string Text
@@ -30,7 +30,7 @@ public sealed record EmojiEntry(IReadOnlyList<int> Codepoints, string Status, st
 }
 
 /// <summary>Parser for Unicode's <c>emoji-test.txt</c> (the list of emoji with their names, groups and subgroups).</summary>
-public static class EmojiTestFile
+internal static class EmojiTestFile
 {
     /// <summary>Upper-case hex code points joined by '-'.</summary>
     public static string KeyOf(IEnumerable<int> codepoints) =>

@@ -7,7 +7,7 @@ namespace ClipSharp.Data.Demo;
 /// <param name="Group">The emoji group, e.g. <c>Animals &amp; Nature</c>.</param>
 /// <param name="Subgroup">The subgroup, e.g. <c>animal-mammal</c>.</param>
 /// <param name="Concepts">Number of emoji concepts in it.</param>
-public sealed record SubgroupInfo(string Group, string Subgroup, int Concepts);
+internal sealed record SubgroupInfo(string Group, string Subgroup, int Concepts);
 
 /// <summary>Rules for choosing the emoji subgroups that are held out of training for the zero-shot split.</summary>
 /// <param name="MinSubgroups">Keep adding subgroups until at least this many are chosen…</param>
@@ -15,14 +15,14 @@ public sealed record SubgroupInfo(string Group, string Subgroup, int Concepts);
 /// <param name="MinSize">Smallest subgroup considered (tiny subgroups make poor classes).</param>
 /// <param name="MaxSize">Largest subgroup considered (one huge subgroup would dominate the split).</param>
 /// <param name="MaxPerGroup">At most this many subgroups from one group, so that training keeps every group.</param>
-public sealed record HeldOutRules(int MinSubgroups = 15, int TargetConcepts = 200, int MinSize = 4, int MaxSize = 30, int MaxPerGroup = 3)
+internal sealed record HeldOutRules(int MinSubgroups = 15, int TargetConcepts = 200, int MinSize = 4, int MaxSize = 30, int MaxPerGroup = 3)
 {
     /// <summary>Groups never held out: skin-tone/hair components and flags (flag names test geography, not vision).</summary>
     public IReadOnlySet<string> ExcludedGroups { get; init; } = new HashSet<string>(["Component", "Flags"], StringComparer.Ordinal);
 }
 
 /// <summary>Deterministic choice of held-out subgroups.</summary>
-public static class HeldOutSelection
+internal static class HeldOutSelection
 {
     /// <summary>
     /// Orders the eligible subgroups by a seeded SHA-256 of their name (independent of input order and of .NET's

@@ -6,7 +6,7 @@ namespace ClipSharp.Data.Demo;
 /// <summary>An unsigned-byte tensor read from an IDX file (the MNIST / Fashion-MNIST format).</summary>
 /// <param name="Dimensions">Size of each dimension, outermost first (e.g. [10000, 28, 28]).</param>
 /// <param name="Data">The values in row-major order.</param>
-public sealed record IdxArray(int[] Dimensions, byte[] Data)
+internal sealed record IdxArray(int[] Dimensions, byte[] Data)
 {
     /// <summary>Number of items along the first dimension.</summary>
     public int Count => Dimensions[0];
@@ -19,7 +19,7 @@ public sealed record IdxArray(int[] Dimensions, byte[] Data)
 }
 
 /// <summary>Reader for IDX files: a big-endian header (two zero bytes, a type code, the number of dimensions, the sizes), then the data.</summary>
-public static class IdxFile
+internal static class IdxFile
 {
     /// <summary>Reads a file; a name ending in <c>.gz</c> is decompressed on the fly.</summary>
     public static IdxArray Read(string path)

@@ -14,13 +14,13 @@ namespace ClipSharp.Data.Demo;
 /// <param name="Kind"><c>deb</c> or <c>npm</c>.</param>
 /// <param name="License">Licence short name(s), from the Debian copyright file or the npm <c>license</c> field.</param>
 /// <param name="Sha256">SHA-256 of the downloaded archive (hex).</param>
-public sealed record SourcePackage(string Name, string Version, string Kind, string License, string Sha256);
+internal sealed record SourcePackage(string Name, string Version, string Kind, string License, string Sha256);
 
 /// <summary>A failure of the demo corpus build that the user can act on (missing tool, failed download, bad cache).</summary>
-public sealed class DemoCorpusException(string message) : Exception(message);
+internal sealed class DemoCorpusException(string message) : Exception(message);
 
 /// <summary>Licence detection from Debian <c>copyright</c> files.</summary>
-public static class DebianCopyright
+internal static class DebianCopyright
 {
     /// <summary>
     /// Returns the licence of a package's files. For a machine-readable (DEP-5) file: the distinct <c>License:</c>
@@ -56,7 +56,7 @@ public static class DebianCopyright
 /// (apt's index) or SRI integrity (pinned) before use; each unpacked tree is written under a temporary name and
 /// renamed when complete, with a marker file holding the package record.
 /// </summary>
-public sealed class PackageCache(string cacheDir, Action<string> log)
+internal sealed class PackageCache(string cacheDir, Action<string> log)
 {
     private const string Marker = ".clipsharp-complete.json";
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };

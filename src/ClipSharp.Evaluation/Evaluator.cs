@@ -229,8 +229,8 @@ public sealed class Evaluator
     {
         var names = classNames ?? data.ClassNames;
         if (names.Count != data.ClassNames.Count)
-            throw new InvalidDataException($"{data.Source} has {data.ClassNames.Count} classes but {names.Count} class names were given");
-        if (names.Count < 2) throw new InvalidDataException($"{data.Source}: need at least two classes, found {names.Count}");
+            throw new ClipSharpException($"{data.Source} has {data.ClassNames.Count} classes but {names.Count} class names were given");
+        if (names.Count < 2) throw new ClipSharpException($"{data.Source}: need at least two classes, found {names.Count}");
         return names;
     }
 
@@ -243,7 +243,7 @@ public sealed class Evaluator
         var textToImage = new List<int>();
         for (int row = 0; row < f.Count; row++)
             foreach (var caption in captions[f.SourceIndex[row]]) { texts.Add(caption); textToImage.Add(row); }
-        if (texts.Count == 0) throw new InvalidDataException($"{data.Source}: no image with a caption could be read");
+        if (texts.Count == 0) throw new ClipSharpException($"{data.Source}: no image with a caption could be read");
         using var scope = NewDisposeScope();
         using var noGrad = torch.no_grad();
         var img = nn.functional.normalize(f.ToTensor(), dim: 1);
@@ -292,7 +292,7 @@ public sealed class Evaluator
     static void CheckSameClasses(ILabeledImageDataset a, ILabeledImageDataset b)
     {
         if (!a.ClassNames.SequenceEqual(b.ClassNames))
-            throw new InvalidDataException($"{a.Source} and {b.Source} have different classes ({a.ClassNames.Count} vs {b.ClassNames.Count}; all splits must share one class list)");
+            throw new ClipSharpException($"{a.Source} and {b.Source} have different classes ({a.ClassNames.Count} vs {b.ClassNames.Count}; all splits must share one class list)");
     }
 
     /// <summary>Few-shot linear probes: for each k and seed, k training images per class, C chosen on a held-out

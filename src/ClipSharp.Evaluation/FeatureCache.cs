@@ -123,7 +123,7 @@ internal sealed class FeatureCache
                 LastStaleReason = string.Join(", ", reasons);
                 outcome = CacheOutcome.Stale;
             }
-            catch (Exception e) when (e is InvalidDataException or JsonException or IOException or ArgumentException)
+            catch (Exception e) when (e is InvalidDataException or ClipSharpException or JsonException or IOException or ArgumentException)
             {
                 LastStaleReason = "unreadable cache file: " + e.Message;
                 outcome = CacheOutcome.Stale;
@@ -156,13 +156,13 @@ internal sealed class FeatureCache
     static (Meta Meta, ImageFeatures Features) Read(string path)
     {
         var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < 8) throw new InvalidDataException("truncated");
+        if (bytes.Length < 8) throw new ClipSharpException("truncated");
         long n = BitConverter.ToInt64(bytes, 0);
-        if (n <= 0 || n > bytes.Length - 8) throw new InvalidDataException("bad header length");
-        var meta = JsonSerializer.Deserialize<Meta>(bytes.AsSpan(8, (int)n)) ?? throw new InvalidDataException("empty header");
-        if (meta.Magic != Magic) throw new InvalidDataException("not a ClipSharp feature cache file");
+        if (n <= 0 || n > bytes.Length - 8) throw new ClipSharpException("bad header length");
+        var meta = JsonSerializer.Deserialize<Meta>(bytes.AsSpan(8, (int)n)) ?? throw new ClipSharpException("empty header");
+        if (meta.Magic != Magic) throw new ClipSharpException("not a ClipSharp feature cache file");
         long floats = (long)meta.Count * meta.Dim;
-        if (bytes.Length - 8 - n != floats * 4) throw new InvalidDataException("feature data size does not match the header");
+        if (bytes.Length - 8 - n != floats * 4) throw new ClipSharpException("feature data size does not match the header");
         var data = new float[floats];
         Buffer.BlockCopy(bytes, (int)(8 + n), data, 0, (int)(floats * 4));
         return (meta, new ImageFeatures(data, meta.Dim, meta.Ids, meta.SourceIndex, meta.Skipped));

@@ -77,7 +77,7 @@ internal sealed partial class CheckpointStore(string runDirectory, int keepLast 
         foreach (var (_, path) in List().Reverse())
         {
             try { SafeTensors.ReadHeader(path); return path; }
-            catch (Exception e) when (e is InvalidDataException or IOException) { }
+            catch (Exception e) when (e is InvalidDataException or ClipSharpException or IOException) { }
         }
         return null;
     }
@@ -87,7 +87,7 @@ internal sealed partial class CheckpointStore(string runDirectory, int keepLast 
     {
         var tensors = SafeTensors.Load(path, out var meta);
         long step = meta.TryGetValue("step", out var s) ? long.Parse(s, CultureInfo.InvariantCulture)
-            : throw new InvalidDataException($"{path}: not a training checkpoint (no 'step' metadata)");
+            : throw new ClipSharpException($"{path}: not a training checkpoint (no 'step' metadata)");
         return new TrainingCheckpoint(path, step, tensors, meta);
     }
 

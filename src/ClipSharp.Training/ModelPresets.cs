@@ -22,11 +22,11 @@ internal static class ModelPresets
     public static IReadOnlyList<string> Names => [.. Presets.Keys, .. NamedArchitectures.Names];
 
     /// <summary>The architecture called <paramref name="name"/> (case-insensitive; "ViT-B-32" also accepted).</summary>
-    /// <exception cref="InvalidDataException">Unknown name.</exception>
+    /// <exception cref="ClipSharpException">Unknown name.</exception>
     public static ClipConfig Get(string name)
     {
         if (Presets.TryGetValue(name, out var c)) return c with { VisionLayers = (int[])c.VisionLayers.Clone() };
         if (NamedArchitectures.TryGet(name, out var released)) return released;
-        throw new InvalidDataException($"unknown model '{name}'; known: {string.Join(", ", Names)}");
+        throw new ClipSharpException($"unknown model '{name}'; known: {string.Join(", ", Names)}");
     }
 }

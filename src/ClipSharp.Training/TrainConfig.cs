@@ -56,8 +56,8 @@ public sealed record TrainConfig
     {
         JsonNode? root;
         try { root = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip, AllowTrailingCommas = true }); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})", e); }
-        return FromNode(root as JsonObject ?? throw new InvalidDataException($"{source}: expected a JSON object"), overrides, source);
+        catch (JsonException e) { throw new ClipSharpException($"{source}: not valid JSON ({e.Message})", e); }
+        return FromNode(root as JsonObject ?? throw new ClipSharpException($"{source}: expected a JSON object"), overrides, source);
     }
 
     /// <summary>Loads a config file (.json, or .yaml/.yml) and applies overrides.</summary>
@@ -76,8 +76,8 @@ public sealed record TrainConfig
         foreach (var o in overrides ?? []) ApplyOverride(root, o, source);
         TrainConfig? cfg;
         try { cfg = root.Deserialize<TrainConfig>(JsonOptions); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: {e.Message}", e); }
-        if (cfg is null) throw new InvalidDataException($"{source}: empty config");
+        catch (JsonException e) { throw new ClipSharpException($"{source}: {e.Message}", e); }
+        if (cfg is null) throw new ClipSharpException($"{source}: empty config");
         cfg.Validate(source);
         return cfg;
     }
@@ -116,10 +116,10 @@ public sealed record TrainConfig
     /// <summary>The config as indented JSON (the resolved form written into the run directory).</summary>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
-    /// <summary>Checks ranges and combinations; throws <see cref="InvalidDataException"/> naming the problem.</summary>
+    /// <summary>Checks ranges and combinations; throws <see cref="ClipSharpException"/> naming the problem.</summary>
     public void Validate(string source = "config")
     {
-        void Check(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
+        void Check(bool ok, string what) { if (!ok) throw new ClipSharpException($"{source}: {what}"); }
         Check(Model.Name is not null || Model.Config is not null || Model.InitFrom is not null, "model needs a name, an inline config or init_from");
         Check(Data.BatchSize > 0, "data.batch_size must be positive");
         Check(Data.MicroBatchSize is null || (Data.MicroBatchSize > 0 && Data.BatchSize % Data.MicroBatchSize == 0),

@@ -55,7 +55,7 @@ public sealed class TrainingRun : IDisposable
         this.baseDirectory = baseDirectory;
         this.tokenizer = tokenizer ?? VocabularyLocator.Load(ResolvePath(cfg.Data.Vocab));
         this.sources = sources ?? cfg.Data.Train.Select(s => PairSource.Open(s, baseDirectory)).ToList();
-        if (this.sources.Count == 0) throw new InvalidDataException("data.train lists no sources");
+        if (this.sources.Count == 0) throw new ClipSharpException("data.train lists no sources");
         valSource = validation ?? (cfg.Data.Val is { } v ? PairSource.Open(v, baseDirectory) : null);
         RunDirectory = Path.GetFullPath(Path.IsPathRooted(cfg.Output.Dir) ? cfg.Output.Dir : Path.Combine(Environment.CurrentDirectory, cfg.Output.Dir));
         Store = new CheckpointStore(RunDirectory, cfg.Output.KeepLast);
@@ -96,9 +96,9 @@ public sealed class TrainingRun : IDisposable
         int world = dist?.WorldSize ?? 1, rank = dist?.Rank ?? 0;
         bool lead = rank == 0;
         if (cfg.Data.BatchSize % world != 0)
-            throw new InvalidDataException($"data.batch_size {cfg.Data.BatchSize} (the global batch) does not split evenly over {world} processes");
+            throw new ClipSharpException($"data.batch_size {cfg.Data.BatchSize} (the global batch) does not split evenly over {world} processes");
         if (cfg.Data.MicroBatchSize is int micro && cfg.Data.BatchSize / world % micro != 0)
-            throw new InvalidDataException(
+            throw new ClipSharpException(
                 $"data.micro_batch_size {micro} applies to each process's share of the batch ({cfg.Data.BatchSize} / {world} = {cfg.Data.BatchSize / world}) and must divide it");
         setUpReported = false;
         // Ranks meet before any of them reads a checkpoint or builds a model, so a failure there on rank 0 reaches the others.
@@ -276,7 +276,7 @@ public sealed class TrainingRun : IDisposable
             if (arch is not null && !arch.Equals(loaded.Config))
             {
                 loaded.Dispose();
-                throw new InvalidDataException($"model.init_from {cfg.Model.InitFrom} has architecture {loaded.Config}, which differs from the configured {arch}");
+                throw new ClipSharpException($"model.init_from {cfg.Model.InitFrom} has architecture {loaded.Config}, which differs from the configured {arch}");
             }
             return loaded;
         }
@@ -287,7 +287,7 @@ public sealed class TrainingRun : IDisposable
     {
         int saved = ckpt.Metadata.TryGetValue("world_size", out var ws) ? int.Parse(ws, CultureInfo.InvariantCulture) : 1;
         if (saved != world)
-            throw new InvalidDataException(
+            throw new ClipSharpException(
                 $"{ckpt.Path}: written by a run of {saved} process(es); resume it with {saved} (each process's place in the data is saved), not {world}");
         var model = new List<KeyValuePair<string, Tensor>>();
         var optim = new Dictionary<string, Tensor>();
@@ -304,7 +304,7 @@ public sealed class TrainingRun : IDisposable
         long[] pos = ckpt.Metadata.TryGetValue("data_positions", out var list)
             ? list.Split(',').Select(x => long.Parse(x, CultureInfo.InvariantCulture)).ToArray()
             : [long.Parse(ckpt.Metadata["data_position"], CultureInfo.InvariantCulture)];
-        if (pos.Length != world) throw new InvalidDataException($"{ckpt.Path}: {pos.Length} data positions for {world} process(es)");
+        if (pos.Length != world) throw new ClipSharpException($"{ckpt.Path}: {pos.Length} data positions for {world} process(es)");
         double best = ckpt.Metadata.TryGetValue("best", out var b) ? double.Parse(b, CultureInfo.InvariantCulture) : double.NaN;
         OnLog?.Invoke($"resumed from {ckpt.Path} at step {ckpt.Step}, data position {string.Join(",", pos)}");
         return (pos, best);

@@ -48,7 +48,7 @@ internal sealed class Validator
                     var s = chosen[i];
                     px[i] = s.ImageBytes is not null ? pre.Process(s.ImageBytes, s.Id) : pre.Process(s.ImagePath!);
                 }
-                catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException) { }
+                catch (Exception e) when (e is IOException or InvalidDataException or ClipSharpException or ArgumentException) { }
             });
             var keep = Enumerable.Range(0, chosen.Count).Where(i => px[i] is not null).ToList();
             valCount = keep.Count;
@@ -66,7 +66,7 @@ internal sealed class Validator
             Parallel.For(0, images.Count, i =>
             {
                 try { px[i] = pre.Process(images[i].Path); }
-                catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException) { }
+                catch (Exception e) when (e is IOException or InvalidDataException or ClipSharpException or ArgumentException) { }
             });
             var keep = Enumerable.Range(0, images.Count).Where(i => px[i] is not null).ToList();
             zsPixels = keep.SelectMany(i => px[i]).ToArray();

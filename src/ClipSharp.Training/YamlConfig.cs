@@ -14,10 +14,10 @@ internal static class YamlConfig
     {
         var stream = new YamlStream();
         try { stream.Load(new StringReader(yaml)); }
-        catch (YamlException e) { throw new InvalidDataException($"{source}: not valid YAML ({e.Message})", e); }
+        catch (YamlException e) { throw new ClipSharpException($"{source}: not valid YAML ({e.Message})", e); }
         if (stream.Documents.Count == 0) return new JsonObject();
         return Convert(stream.Documents[0].RootNode) as JsonObject
-            ?? throw new InvalidDataException($"{source}: the top level must be a mapping");
+            ?? throw new ClipSharpException($"{source}: the top level must be a mapping");
     }
 
     private static JsonNode? Convert(YamlNode node) => node switch

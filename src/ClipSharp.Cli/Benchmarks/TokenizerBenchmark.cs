@@ -21,7 +21,7 @@ internal static class TokenizerBenchmark
     /// <returns>The non-empty lines in order.</returns>
     public static IReadOnlyList<string> LoadEmbeddedLines(string fileName)
     {
-        var asm = typeof(TokenizerBenchmark).Assembly;
+        var asm = typeof(ClipSharp.ZeroShot.PromptSets).Assembly; // the data ships in ClipSharp.Core
         string resource = "ClipSharp.ZeroShot.Data." + fileName;
         using var stream = asm.GetManifestResourceStream(resource)
             ?? throw new FileNotFoundException($"Embedded resource {resource} not found.");

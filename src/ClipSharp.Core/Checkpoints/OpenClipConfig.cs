@@ -29,7 +29,7 @@ internal static class OpenClipConfig
     /// <summary>Converts an OpenCLIP model config into ClipSharp's <see cref="ClipConfig"/>.</summary>
     /// <param name="obj">The config object (or an <c>open_clip_config.json</c> with it under <c>model_cfg</c>).</param>
     /// <param name="source">Named in error messages (usually the file path).</param>
-    /// <exception cref="InvalidDataException">A field has the wrong type, or the config describes an architecture ClipSharp does not build.</exception>
+    /// <exception cref="ClipSharpException">A field has the wrong type, or the config describes an architecture ClipSharp does not build.</exception>
     public static ClipConfig Read(JsonObject obj, string source)
     {
         ArgumentNullException.ThrowIfNull(obj);
@@ -54,13 +54,13 @@ internal static class OpenClipConfig
         {
             null => dflt,
             JsonValue v when v.TryGetValue<int>(out var i) => i,
-            _ => throw new InvalidDataException($"{source}: {prefix}{name} is not an integer"),
+            _ => throw new ClipSharpException($"{source}: {prefix}{name} is not an integer"),
         };
         double Ratio(JsonObject o, string prefix) => o["mlp_ratio"] switch
         {
             null => 4.0,
             JsonValue v when v.TryGetValue<double>(out var d) && d > 0 => d,
-            _ => throw new InvalidDataException($"{source}: {prefix}mlp_ratio is not a positive number"),
+            _ => throw new ClipSharpException($"{source}: {prefix}mlp_ratio is not a positive number"),
         };
 
         int embedDim = Int(cfg, "", "embed_dim", 512);
@@ -68,7 +68,7 @@ internal static class OpenClipConfig
         {
             null => false,
             JsonValue v when v.TryGetValue<bool>(out var b) => b,
-            _ => throw new InvalidDataException($"{source}: quick_gelu is not true or false"),
+            _ => throw new ClipSharpException($"{source}: quick_gelu is not true or false"),
         };
 
         int imageSize = vision["image_size"] switch
@@ -76,12 +76,12 @@ internal static class OpenClipConfig
             null => 224,
             JsonValue v when v.TryGetValue<int>(out var i) => i,
             JsonArray { Count: 2 } a when a[0] is JsonValue h && h.TryGetValue<int>(out var hi) && a[1] is JsonValue w && w.TryGetValue<int>(out var wi) =>
-                hi == wi ? hi : throw new InvalidDataException($"{source}: vision_cfg.image_size [{hi}, {wi}] is not square; ClipSharp's image towers take square images"),
-            _ => throw new InvalidDataException($"{source}: vision_cfg.image_size is neither an integer nor a pair"),
+                hi == wi ? hi : throw new ClipSharpException($"{source}: vision_cfg.image_size [{hi}, {wi}] is not square; ClipSharp's image towers take square images"),
+            _ => throw new ClipSharpException($"{source}: vision_cfg.image_size is neither an integer nor a pair"),
         };
         int visionWidth = Int(vision, "vision_cfg.", "width", 768);
         int headWidth = Int(vision, "vision_cfg.", "head_width", 64);
-        if (headWidth <= 0) throw new InvalidDataException($"{source}: vision_cfg.head_width must be positive");
+        if (headWidth <= 0) throw new ClipSharpException($"{source}: vision_cfg.head_width must be positive");
         int[] visionLayers;
         int? patch;
         int visionHeads;
@@ -89,7 +89,7 @@ internal static class OpenClipConfig
         {
             case JsonArray stages:
                 if (stages.Count != 4 || stages.Any(s => s is not JsonValue sv || !sv.TryGetValue<int>(out _)))
-                    throw new InvalidDataException($"{source}: vision_cfg.layers of a ResNet image tower must be four integers");
+                    throw new ClipSharpException($"{source}: vision_cfg.layers of a ResNet image tower must be four integers");
                 visionLayers = stages.Select(s => s!.GetValue<int>()).ToArray();
                 patch = null;
                 visionHeads = visionWidth * 32 / headWidth;
@@ -127,7 +127,7 @@ internal static class OpenClipConfig
         foreach (var (name, accepts) in fields)
         {
             if (!o.TryGetPropertyValue(name, out var value) || accepts(value)) continue;
-            throw new InvalidDataException(
+            throw new ClipSharpException(
                 $"{source}: {prefix}{name} = {value?.ToJsonString() ?? "null"} asks for an OpenCLIP architecture variant ClipSharp does not build " +
                 "(it builds the CLIP ViT and modified ResNet image towers and the CLIP text transformer)");
         }

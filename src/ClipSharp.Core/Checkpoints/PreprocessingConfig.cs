@@ -20,7 +20,7 @@ internal static class PreprocessingConfig
     /// <summary>The mean and std declared for a checkpoint, or null when nothing is declared (CLIP's then apply).</summary>
     /// <param name="checkpointPath">A weights file or a Hugging Face model folder.</param>
     /// <param name="metadata">The checkpoint's metadata (ClipSharp-written files carry the constants there).</param>
-    /// <exception cref="InvalidDataException">A declaration is malformed or asks for resampling ClipSharp does not do.</exception>
+    /// <exception cref="ClipSharpException">A declaration is malformed or asks for resampling ClipSharp does not do.</exception>
     public static ((float R, float G, float B) Mean, (float R, float G, float B) Std)? Find(string checkpointPath, IReadOnlyDictionary<string, string>? metadata = null)
     {
         ArgumentNullException.ThrowIfNull(checkpointPath);
@@ -31,9 +31,9 @@ internal static class PreprocessingConfig
         if (OpenClipConfig.IsHubWeightsName(checkpointPath) && File.Exists(openClip) && Parse(File.ReadAllText(openClip), openClip)["preprocess_cfg"] is JsonObject pre)
         {
             if (pre["interpolation"] is JsonValue i && i.TryGetValue<string>(out var interp) && interp != "bicubic")
-                throw new InvalidDataException($"{openClip}: preprocess_cfg.interpolation is '{interp}'; ClipSharp resizes bicubically (as CLIP does)");
+                throw new ClipSharpException($"{openClip}: preprocess_cfg.interpolation is '{interp}'; ClipSharp resizes bicubically (as CLIP does)");
             if (pre["resize_mode"] is JsonValue m && m.TryGetValue<string>(out var mode) && mode != "shortest")
-                throw new InvalidDataException($"{openClip}: preprocess_cfg.resize_mode is '{mode}'; ClipSharp resizes the short side and centre-crops (as CLIP does)");
+                throw new ClipSharpException($"{openClip}: preprocess_cfg.resize_mode is '{mode}'; ClipSharp resizes the short side and centre-crops (as CLIP does)");
             return ReadPair(pre, "mean", "std", openClip);
         }
         // Hugging Face's: for a model folder, or its weights under the names it publishes them with.
@@ -49,8 +49,8 @@ internal static class PreprocessingConfig
 
     static JsonObject Parse(string json, string source)
     {
-        try { return JsonNode.Parse(json) as JsonObject ?? throw new InvalidDataException($"{source}: expected a JSON object"); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})", e); }
+        try { return JsonNode.Parse(json) as JsonObject ?? throw new ClipSharpException($"{source}: expected a JSON object"); }
+        catch (JsonException e) { throw new ClipSharpException($"{source}: not valid JSON ({e.Message})", e); }
     }
 
     static ((float, float, float), (float, float, float))? ReadPair(JsonObject o, string meanKey, string stdKey, string source)
@@ -61,10 +61,10 @@ internal static class PreprocessingConfig
             if (o[key] is JsonArray { Count: 3 } a && a.All(x => x is JsonValue v && v.TryGetValue<double>(out _)))
             {
                 var d = a.Select(x => (float)x!.GetValue<double>()).ToArray();
-                if (key == stdKey && d.Any(x => x <= 0)) throw new InvalidDataException($"{source}: {key} must be positive");
+                if (key == stdKey && d.Any(x => x <= 0)) throw new ClipSharpException($"{source}: {key} must be positive");
                 return (d[0], d[1], d[2]);
             }
-            throw new InvalidDataException($"{source}: {key} must be three numbers (R, G, B)");
+            throw new ClipSharpException($"{source}: {key} must be three numbers (R, G, B)");
         }
         return (Triple(meanKey), Triple(stdKey));
     }

@@ -3,9 +3,8 @@ namespace ClipSharp.Imaging;
 /// <summary>
 /// Thrown when an image file cannot be decoded: unknown format, corrupt or truncated data, an empty
 /// file, or an image whose pixel count exceeds the decompression-bomb limit. The message names the file.
-/// (It derives from <see cref="IOException"/> because <see cref="InvalidDataException"/> is sealed.)
 /// </summary>
-public class ImageDecodeException : IOException
+public class ImageDecodeException : ClipSharpException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="source">The file path or name the data came from, used in the message.</param>

@@ -100,7 +100,7 @@ public sealed record ClipConfig(
     {
         "quick_gelu" => MlpActivation.QuickGelu,
         "gelu" => MlpActivation.Gelu,
-        _ => throw new InvalidDataException(
+        _ => throw new ClipSharpException(
             $"{source}: activation '{name}' is not supported; ClipSharp's transformer MLPs implement 'quick_gelu' (x·σ(1.702x), the OpenAI models) and 'gelu' (exact, erf-based, most OpenCLIP models)"),
     };
 
@@ -116,17 +116,17 @@ public sealed record ClipConfig(
     {
         JsonNode? root;
         try { root = JsonNode.Parse(json); }
-        catch (JsonException e) { throw new InvalidDataException($"{source}: not valid JSON ({e.Message})", e); }
-        if (root is not JsonObject obj) throw new InvalidDataException($"{source}: expected a JSON object");
+        catch (JsonException e) { throw new ClipSharpException($"{source}: not valid JSON ({e.Message})", e); }
+        if (root is not JsonObject obj) throw new ClipSharpException($"{source}: expected a JSON object");
         if (Checkpoints.OpenClipConfig.IsOpenClip(obj)) return Checkpoints.OpenClipConfig.Read(obj, source);
         if (obj["hyperparameters"] is JsonObject hp) obj = hp;
         int Req(string name) => obj[name] is JsonValue v && v.TryGetValue<int>(out var i)
-            ? i : throw new InvalidDataException($"{source}: missing or non-integer field '{name}'");
+            ? i : throw new ClipSharpException($"{source}: missing or non-integer field '{name}'");
         int[] layers = obj["vision_layers"] switch
         {
             JsonArray a => a.Select(x => x!.GetValue<int>()).ToArray(),
             JsonValue v when v.TryGetValue<int>(out var n) => [n],
-            _ => throw new InvalidDataException($"{source}: missing field 'vision_layers'"),
+            _ => throw new ClipSharpException($"{source}: missing field 'vision_layers'"),
         };
         int? patch = obj["vision_patch_size"] is JsonValue pv && pv.TryGetValue<int>(out var p) ? p : null;
         var cfg = new ClipConfig(Req("embed_dim"), Req("image_resolution"), layers, Req("vision_width"), patch,
@@ -140,7 +140,7 @@ public sealed record ClipConfig(
         {
             null => null,
             JsonValue v when v.TryGetValue<int>(out var i) => i,
-            _ => throw new InvalidDataException($"{source}: field '{name}' is not an integer"),
+            _ => throw new ClipSharpException($"{source}: field '{name}' is not an integer"),
         };
         cfg = cfg with { VisionMlpWidthOverride = OptionalInt("vision_mlp_width"), TextMlpWidthOverride = OptionalInt("transformer_mlp_width") };
         cfg.Validate(source);
@@ -173,10 +173,10 @@ public sealed record ClipConfig(
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    /// <summary>Checks that the sizes are consistent; throws <see cref="InvalidDataException"/> naming the source otherwise.</summary>
+    /// <summary>Checks that the sizes are consistent; throws <see cref="ClipSharpException"/> naming the source otherwise.</summary>
     public void Validate(string source = "config")
     {
-        void Check(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
+        void Check(bool ok, string what) { if (!ok) throw new ClipSharpException($"{source}: {what}"); }
         Check(EmbedDim > 0 && ImageResolution > 0 && VisionWidth > 0 && ContextLength > 0 && VocabSize > 0, "sizes must be positive");
         Check(TransformerHeads > 0 && TransformerWidth % TransformerHeads == 0, $"transformer_width {TransformerWidth} is not divisible by transformer_heads {TransformerHeads}");
         Check(TextMlpWidth > 0 && (!IsVit || VisionMlpWidth > 0), "MLP widths must be positive");

@@ -56,7 +56,7 @@ public sealed class ClipTokenizer
         _decoder = new string[maxId + 1];
         foreach (var (token, id) in encoder)
         {
-            if (id < 0) throw new InvalidDataException($"Negative token id {id} for '{token}'.");
+            if (id < 0) throw new ClipSharpException($"Negative token id {id} for '{token}'.");
             _decoder[id] = token;
         }
 
@@ -83,7 +83,7 @@ public sealed class ClipTokenizer
 
     int Lookup(string token) =>
         _encoder.TryGetValue(token, out var id) ? id
-        : throw new InvalidDataException($"Token '{token}' is missing from the vocabulary.");
+        : throw new ClipSharpException($"Token '{token}' is missing from the vocabulary.");
 
     static long PairKey(int a, int b) => ((long)a << 32) | (uint)b;
 
@@ -130,9 +130,9 @@ public sealed class ClipTokenizer
         int mergeCount = 49152 - 256 - 2;
         if (lines[0].StartsWith(BpeTrainer.HeaderPrefix, StringComparison.Ordinal) &&
             !int.TryParse(lines[0].AsSpan(BpeTrainer.HeaderPrefix.Length).Trim(), out mergeCount))
-            throw new InvalidDataException($"{path}: malformed header '{lines[0].Trim()}'.");
+            throw new ClipSharpException($"{path}: malformed header '{lines[0].Trim()}'.");
         if (lines.Length < mergeCount + 1)
-            throw new InvalidDataException($"{path}: expected at least {mergeCount + 1} lines, found {lines.Length}.");
+            throw new ClipSharpException($"{path}: expected at least {mergeCount + 1} lines, found {lines.Length}.");
         var merges = new List<(string, string)>(mergeCount);
         for (int i = 1; i <= mergeCount; i++) merges.Add(SplitMerge(lines[i], path, i));
 
@@ -160,7 +160,7 @@ public sealed class ClipTokenizer
         ArgumentNullException.ThrowIfNull(vocabJsonPath);
         ArgumentNullException.ThrowIfNull(mergesTxtPath);
         var encoder = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabJsonPath, Encoding.UTF8))
-            ?? throw new InvalidDataException($"{vocabJsonPath}: empty vocabulary.");
+            ?? throw new ClipSharpException($"{vocabJsonPath}: empty vocabulary.");
         encoder = new Dictionary<string, int>(encoder, StringComparer.Ordinal);
         var merges = new List<(string, string)>();
         var lines = File.ReadAllLines(mergesTxtPath, Encoding.UTF8);
@@ -176,7 +176,7 @@ public sealed class ClipTokenizer
     static (string, string) SplitMerge(string line, string path, int lineNo)
     {
         var parts = line.Split(' ');
-        if (parts.Length != 2) throw new InvalidDataException($"{path}:{lineNo + 1}: expected two symbols, got '{line}'.");
+        if (parts.Length != 2) throw new ClipSharpException($"{path}:{lineNo + 1}: expected two symbols, got '{line}'.");
         return (parts[0], parts[1]);
     }
 
@@ -417,7 +417,7 @@ public sealed class ClipTokenizer
             foreach (char c in token)
             {
                 if (!_byteDecoder.TryGetValue(c, out var b))
-                    throw new InvalidDataException($"Token {id} contains a character outside the byte alphabet.");
+                    throw new ClipSharpException($"Token {id} contains a character outside the byte alphabet.");
                 bytes.Add(b);
             }
         }

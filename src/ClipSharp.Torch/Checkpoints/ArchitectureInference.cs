@@ -15,15 +15,15 @@ public static class ArchitectureInference
     public static ClipConfig Infer(StateDict stateDict) => Infer(stateDict.Shapes());
 
     /// <summary>Infers the config from a name → shape map (no weights needed).</summary>
-    /// <exception cref="InvalidDataException">Keys are missing, or the text width is below 64 (the reference would divide by zero).</exception>
+    /// <exception cref="ClipSharpException">Keys are missing, or the text width is below 64 (the reference would divide by zero).</exception>
     public static ClipConfig Infer(IReadOnlyDictionary<string, long[]> shapes)
     {
         long[] Shape(string key) => shapes.TryGetValue(key, out var s) ? s
-            : throw new InvalidDataException($"cannot infer the CLIP architecture: the state_dict has no '{key}'");
+            : throw new ClipSharpException($"cannot infer the CLIP architecture: the state_dict has no '{key}'");
         int Dim(string key, int axis)
         {
             var s = Shape(key);
-            if (axis >= s.Length) throw new InvalidDataException($"cannot infer the CLIP architecture: '{key}' has shape [{string.Join(",", s)}]");
+            if (axis >= s.Length) throw new ClipSharpException($"cannot infer the CLIP architecture: '{key}' has shape [{string.Join(",", s)}]");
             return checked((int)s[axis]);
         }
 
@@ -53,7 +53,7 @@ public static class ArchitectureInference
             int rows = Dim("visual.attnpool.positional_embedding", 0);
             int outputWidth = (int)Math.Round(Math.Sqrt(rows - 1), MidpointRounding.ToEven);
             if (outputWidth * outputWidth + 1 != rows)
-                throw new InvalidDataException($"cannot infer the CLIP architecture: visual.attnpool.positional_embedding has {rows} rows, which is not a square grid plus one");
+                throw new ClipSharpException($"cannot infer the CLIP architecture: visual.attnpool.positional_embedding has {rows} rows, which is not a square grid plus one");
             patch = null;
             imageResolution = outputWidth * 32;
         }
@@ -63,7 +63,7 @@ public static class ArchitectureInference
         int vocabSize = Dim("token_embedding.weight", 0);
         int transformerWidth = Dim("ln_final.weight", 0);
         if (transformerWidth < 64)
-            throw new InvalidDataException(
+            throw new ClipSharpException(
                 $"cannot infer the text transformer heads: transformer_width is {transformerWidth}, below 64, so the reference rule " +
                 "heads = width / 64 gives 0 (build_model crashes with a division by zero here). Pass the hyperparameters explicitly with a config JSON.");
         int transformerHeads = transformerWidth / 64;

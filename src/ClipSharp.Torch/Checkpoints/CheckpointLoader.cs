@@ -63,7 +63,7 @@ public static class CheckpointLoader
     /// <param name="path">A weights file, or a Hugging Face model directory.</param>
     /// <param name="upcastToFloat32">Convert float16 and bfloat16 tensors to float32 (default true; exact, no rounding).</param>
     /// <exception cref="FileNotFoundException">Nothing exists at <paramref name="path"/>.</exception>
-    /// <exception cref="InvalidDataException">The file is truncated, of an unsupported or legacy format, or not a CLIP checkpoint; the message names the file.</exception>
+    /// <exception cref="ClipSharpException">The file is truncated, of an unsupported or legacy format, or not a CLIP checkpoint; the message names the file.</exception>
     public static LoadedCheckpoint Load(string path, bool upcastToFloat32 = true)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -72,9 +72,9 @@ public static class CheckpointLoader
         if (Directory.Exists(path))
         {
             hfConfigPath = System.IO.Path.Combine(path, "config.json");
-            if (!File.Exists(hfConfigPath)) throw new InvalidDataException($"{path}: a directory needs a Hugging Face config.json and model.safetensors or pytorch_model.bin");
+            if (!File.Exists(hfConfigPath)) throw new ClipSharpException($"{path}: a directory needs a Hugging Face config.json and model.safetensors or pytorch_model.bin");
             weights = new[] { "model.safetensors", "pytorch_model.bin" }.Select(f => System.IO.Path.Combine(path, f)).FirstOrDefault(File.Exists)
-                ?? throw new InvalidDataException($"{path}: the directory has config.json but neither model.safetensors nor pytorch_model.bin");
+                ?? throw new ClipSharpException($"{path}: the directory has config.json but neither model.safetensors nor pytorch_model.bin");
         }
         else if (!File.Exists(path)) throw new FileNotFoundException($"checkpoint not found: {path}", path);
         else
@@ -158,7 +158,7 @@ public static class CheckpointLoader
 
     /// <summary>Detects the container format from the first bytes and checks that the file is complete enough to try.</summary>
     /// <returns><see cref="CheckpointFormat.Safetensors"/> or <see cref="CheckpointFormat.TorchZip"/> (a zip of either torch kind).</returns>
-    /// <exception cref="InvalidDataException">Unknown, legacy or truncated file.</exception>
+    /// <exception cref="ClipSharpException">Unknown, legacy or truncated file.</exception>
     public static CheckpointFormat Sniff(string path)
     {
         Span<byte> head = stackalloc byte[8];
@@ -166,22 +166,22 @@ public static class CheckpointLoader
         using (var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read))
         {
             length = fs.Length;
-            if (length < 8) throw new InvalidDataException($"{path}: the file is only {length} bytes; it is empty or truncated, not a checkpoint");
+            if (length < 8) throw new ClipSharpException($"{path}: the file is only {length} bytes; it is empty or truncated, not a checkpoint");
             fs.ReadExactly(head);
         }
         if (head[0] == (byte)'P' && head[1] == (byte)'K' && head[2] == 3 && head[3] == 4) return CheckpointFormat.TorchZip;
         if (head[0] == 0x80 && head[1] is >= 2 and <= 5)
-            throw new InvalidDataException(
+            throw new ClipSharpException(
                 $"{path}: this is an old-format (pre-zip, PyTorch < 1.6 or _use_new_zipfile_serialization=False) torch pickle, which ClipSharp does not support. " +
                 "Convert it with PyTorch: torch.save(torch.load('old.pt', map_location='cpu'), 'new.pt'), or save the state_dict with safetensors.torch.save_file.");
         ulong n = BinaryPrimitives.ReadUInt64LittleEndian(head);
         if (n >= 2 && n <= SafeTensors.MaxHeaderBytes)
         {
             if ((long)n > length - 8)
-                throw new InvalidDataException($"{path}: not a valid safetensors file: header length {n} runs past the end of the file ({length} bytes); the file is probably truncated");
+                throw new ClipSharpException($"{path}: not a valid safetensors file: header length {n} runs past the end of the file ({length} bytes); the file is probably truncated");
             return CheckpointFormat.Safetensors;
         }
-        throw new InvalidDataException($"{path}: unrecognised checkpoint format (neither safetensors nor a PyTorch zip archive)");
+        throw new ClipSharpException($"{path}: unrecognised checkpoint format (neither safetensors nor a PyTorch zip archive)");
     }
 
     /// <summary>Keys every OpenAI-layout CLIP state_dict has (the image tower adds ViT or ResNet keys).</summary>
@@ -193,7 +193,7 @@ public static class CheckpointLoader
     static readonly string[] ResNetKeys = ["visual.conv1.weight", "visual.layer1.0.conv1.weight", "visual.attnpool.positional_embedding", "visual.attnpool.c_proj.weight"];
 
     /// <summary>Checks that the tensors form an OpenAI-layout CLIP model; throws listing what is missing otherwise.</summary>
-    /// <exception cref="InvalidDataException">Keys are missing.</exception>
+    /// <exception cref="ClipSharpException">Keys are missing.</exception>
     public static void ValidateClipKeys(StateDict stateDict, string source = "checkpoint")
     {
         ArgumentNullException.ThrowIfNull(stateDict);
@@ -201,7 +201,7 @@ public static class CheckpointLoader
     }
 
     /// <summary>Checks tensor names (e.g. from a safetensors header) without needing the tensors.</summary>
-    /// <exception cref="InvalidDataException">Keys are missing.</exception>
+    /// <exception cref="ClipSharpException">Keys are missing.</exception>
     public static void ValidateClipKeys(IReadOnlyCollection<string> keys, string source = "checkpoint")
     {
         ArgumentNullException.ThrowIfNull(keys);
@@ -210,7 +210,7 @@ public static class CheckpointLoader
         var missing = RequiredTextKeys.Concat(imageKeys).Where(k => !set.Contains(k)).ToList();
         if (missing.Count == 0) return;
         string sample = keys.Count == 0 ? "it holds no tensors" : $"it holds {keys.Count} tensors such as {string.Join(", ", keys.Take(5))}";
-        throw new InvalidDataException(
+        throw new ClipSharpException(
             $"{source}: not a CLIP checkpoint in the OpenAI layout; missing {string.Join(", ", missing)} ({sample})");
     }
 }

@@ -43,7 +43,7 @@ public static class HuggingFaceLayout
     /// </summary>
     /// <param name="hf">The Hugging Face tensors (not modified).</param>
     /// <param name="config">Optional config, used to check the layer counts; otherwise they are counted from the keys.</param>
-    /// <exception cref="InvalidDataException">A required key is missing or an unknown key is present.</exception>
+    /// <exception cref="ClipSharpException">A required key is missing or an unknown key is present.</exception>
     public static StateDict ToOpenAI(StateDict hf, ClipConfig? config = null)
     {
         ArgumentNullException.ThrowIfNull(hf);
@@ -53,12 +53,12 @@ public static class HuggingFaceLayout
         {
             if (!config.IsVit) throw new NotSupportedException(ResNetMessage);
             if (config.VisionLayers[0] != visionLayers || config.TransformerLayers != textLayers)
-                throw new InvalidDataException($"Hugging Face checkpoint has {visionLayers} vision and {textLayers} text layers but the config says {config.VisionLayers[0]} and {config.TransformerLayers}");
+                throw new ClipSharpException($"Hugging Face checkpoint has {visionLayers} vision and {textLayers} text layers but the config says {config.VisionLayers[0]} and {config.TransformerLayers}");
         }
         var used = new HashSet<string>(StringComparer.Ordinal);
         Tensor Get(string key)
         {
-            if (!hf.TryGetValue(key, out var t)) throw new InvalidDataException($"Hugging Face CLIP checkpoint is missing '{key}'");
+            if (!hf.TryGetValue(key, out var t)) throw new ClipSharpException($"Hugging Face CLIP checkpoint is missing '{key}'");
             used.Add(key);
             return t;
         }
@@ -86,7 +86,7 @@ public static class HuggingFaceLayout
 
             var unknown = hf.Keys.Where(k => !used.Contains(k) && !k.EndsWith("position_ids", StringComparison.Ordinal)).ToList();
             if (unknown.Count > 0)
-                throw new InvalidDataException($"Hugging Face CLIP checkpoint has keys ClipSharp does not know how to map: {string.Join(", ", unknown.Take(10))}{(unknown.Count > 10 ? $" (and {unknown.Count - 10} more)" : "")}");
+                throw new ClipSharpException($"Hugging Face CLIP checkpoint has keys ClipSharp does not know how to map: {string.Join(", ", unknown.Take(10))}{(unknown.Count > 10 ? $" (and {unknown.Count - 10} more)" : "")}");
             return o;
         }
         catch
@@ -112,7 +112,7 @@ public static class HuggingFaceLayout
         ArgumentNullException.ThrowIfNull(openai);
         ArgumentNullException.ThrowIfNull(config);
         if (!config.IsVit || !openai.ContainsKey("visual.proj")) throw new NotSupportedException(ResNetMessage);
-        Tensor Get(string key) => openai.TryGetValue(key, out var t) ? t : throw new InvalidDataException($"OpenAI CLIP state_dict is missing '{key}'");
+        Tensor Get(string key) => openai.TryGetValue(key, out var t) ? t : throw new ClipSharpException($"OpenAI CLIP state_dict is missing '{key}'");
 
         var o = new StateDict();
         try
@@ -148,7 +148,7 @@ public static class HuggingFaceLayout
         var w = get(oa + "attn.in_proj_weight");
         var b = get(oa + "attn.in_proj_bias");
         long width = w.shape[1];
-        if (w.shape[0] != 3 * width) throw new InvalidDataException($"'{oa}attn.in_proj_weight' has shape [{string.Join(",", w.shape)}], expected [{3 * width},{width}]");
+        if (w.shape[0] != 3 * width) throw new ClipSharpException($"'{oa}attn.in_proj_weight' has shape [{string.Join(",", w.shape)}], expected [{3 * width},{width}]");
         // Hugging Face declares k, v, q in this order.
         string[] names = ["k_proj", "v_proj", "q_proj"];
         int[] rows = [1, 2, 0];
@@ -185,20 +185,20 @@ public static class HuggingFaceLayout
     /// </summary>
     /// <remarks><c>hidden_act</c> (<c>quick_gelu</c> or <c>gelu</c>, the same in both towers) and <c>intermediate_size</c> are
     /// read too; the LAION models converted to this layout use exact GELU.</remarks>
-    /// <exception cref="InvalidDataException">Not valid JSON, another activation, or different activations in the two towers.</exception>
+    /// <exception cref="ClipSharpException">Not valid JSON, another activation, or different activations in the two towers.</exception>
     public static ClipConfig ReadConfig(string configJsonPath)
     {
         JsonNode? root;
         try { root = JsonNode.Parse(File.ReadAllText(configJsonPath)); }
-        catch (JsonException e) { throw new InvalidDataException($"{configJsonPath}: not valid JSON ({e.Message})", e); }
-        if (root is not JsonObject obj) throw new InvalidDataException($"{configJsonPath}: expected a JSON object");
+        catch (JsonException e) { throw new ClipSharpException($"{configJsonPath}: not valid JSON ({e.Message})", e); }
+        if (root is not JsonObject obj) throw new ClipSharpException($"{configJsonPath}: expected a JSON object");
         var vision = (obj["vision_config"] ?? obj["vision_config_dict"]) as JsonObject ?? new JsonObject();
         var text = (obj["text_config"] ?? obj["text_config_dict"]) as JsonObject ?? new JsonObject();
         int Int(JsonObject o, string name, int dflt)
         {
             var n = o[name];
             if (n is null) return dflt;
-            return n is JsonValue v && v.TryGetValue<int>(out var i) ? i : throw new InvalidDataException($"{configJsonPath}: '{name}' is not an integer");
+            return n is JsonValue v && v.TryGetValue<int>(out var i) ? i : throw new ClipSharpException($"{configJsonPath}: '{name}' is not an integer");
         }
         MlpActivation? activation = null;
         foreach (var (part, o) in new[] { ("vision_config", vision), ("text_config", text) })
@@ -208,11 +208,11 @@ public static class HuggingFaceLayout
             {
                 null => "quick_gelu",
                 JsonValue v when v.TryGetValue<string>(out var a) => a,
-                _ => throw new InvalidDataException($"{configJsonPath}: {part}.hidden_act is not a string"),
+                _ => throw new ClipSharpException($"{configJsonPath}: {part}.hidden_act is not a string"),
             };
             var act = ClipConfig.ParseActivation(name, $"{configJsonPath}: {part}.hidden_act");
             if (activation is not null && activation != act)
-                throw new InvalidDataException($"{configJsonPath}: the towers use different activations ({ClipConfig.ActivationName(activation.Value)} and {name}); ClipSharp uses one for both");
+                throw new ClipSharpException($"{configJsonPath}: the towers use different activations ({ClipConfig.ActivationName(activation.Value)} and {name}); ClipSharp uses one for both");
             activation = act;
         }
         int visionWidth = Int(vision, "hidden_size", 768);

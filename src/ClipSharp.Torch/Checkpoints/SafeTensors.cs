@@ -68,7 +68,7 @@ public static class SafeTensors
     public sealed record Header(IReadOnlyList<Entry> Entries, IReadOnlyDictionary<string, string> Metadata, long DataStart);
 
     /// <summary>Reads and strictly validates only the header of a safetensors file (no tensor data is read).</summary>
-    /// <exception cref="InvalidDataException">The file is not a well-formed safetensors file; the message names it.</exception>
+    /// <exception cref="ClipSharpException">The file is not a well-formed safetensors file; the message names it.</exception>
     public static Header ReadHeader(string path)
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.RandomAccess);
@@ -77,7 +77,7 @@ public static class SafeTensors
 
     static Header ReadHeader(FileStream fs, string path)
     {
-        InvalidDataException Bad(string what) => new($"{path}: not a valid safetensors file: {what}");
+        ClipSharpException Bad(string what) => new($"{path}: not a valid safetensors file: {what}");
         long fileLen = fs.Length;
         if (fileLen < 8) throw Bad($"the file is {fileLen} bytes, too short for the 8-byte header length");
         Span<byte> lenBytes = stackalloc byte[8];
@@ -133,7 +133,7 @@ public static class SafeTensors
         }
     }
 
-    static Entry ParseEntry(JsonProperty prop, Func<string, InvalidDataException> bad)
+    static Entry ParseEntry(JsonProperty prop, Func<string, ClipSharpException> bad)
     {
         string name = prop.Name;
         var v = prop.Value;
@@ -171,7 +171,7 @@ public static class SafeTensors
     }
 
     /// <summary>Loads every tensor of a safetensors file into a new <see cref="StateDict"/>, in header order.</summary>
-    /// <exception cref="InvalidDataException">The file is malformed or truncated; the message names it and the problem.</exception>
+    /// <exception cref="ClipSharpException">The file is malformed or truncated; the message names it and the problem.</exception>
     public static StateDict Load(string path) => Load(path, out _);
 
     /// <summary>Loads every tensor and also returns the <c>__metadata__</c> map.</summary>
@@ -192,7 +192,7 @@ public static class SafeTensors
                     while (!dst.IsEmpty)
                     {
                         int r = RandomAccess.Read(fs.SafeFileHandle, dst, at);
-                        if (r <= 0) throw new InvalidDataException($"{path}: unexpected end of file while reading tensor '{e.Name}'");
+                        if (r <= 0) throw new ClipSharpException($"{path}: unexpected end of file while reading tensor '{e.Name}'");
                         dst = dst[r..];
                         at += r;
                     }

@@ -73,7 +73,7 @@ internal sealed class SafeUnpickler
     readonly List<int> _marks = [];
     readonly Dictionary<long, object?> _memo = [];
 
-    InvalidDataException Bad(string what) => new($"{Source}: malformed pickle at byte {_pos}: {what}");
+    ClipSharpException Bad(string what) => new($"{Source}: malformed pickle at byte {_pos}: {what}");
 
     /// <summary>Runs the pickle program in <paramref name="data"/> and returns the object STOP leaves on the stack.</summary>
     public object? Load(byte[] data)
@@ -208,14 +208,14 @@ internal sealed class SafeUnpickler
                 case (byte)'Q': { var pid = Pop(); Push(PersistentLoad(pid)); break; } // BINPERSID
                 case (byte)'P': Push(PersistentLoad(ReadLine())); break; // PERSID
                 default:
-                    throw new InvalidDataException($"{Source}: the pickle uses opcode 0x{op:x2} ('{(op >= 32 && op < 127 ? (char)op : '?')}') at byte {_pos - 1}, " +
+                    throw new ClipSharpException($"{Source}: the pickle uses opcode 0x{op:x2} ('{(op >= 32 && op < 127 ? (char)op : '?')}') at byte {_pos - 1}, " +
                         "which ClipSharp does not support (it only loads tensors and plain containers)");
             }
         }
     }
 
     object Global(string module, string name) =>
-        ResolveGlobal(module, name) ?? throw new InvalidDataException(
+        ResolveGlobal(module, name) ?? throw new ClipSharpException(
             $"refusing to load {Source}: the pickle references {module}.{name}; ClipSharp only loads tensors and plain containers " +
             "(nothing in the checkpoint is executed)");
 

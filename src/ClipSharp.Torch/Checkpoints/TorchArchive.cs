@@ -21,7 +21,7 @@ internal sealed record TorchArchiveInfo(bool IsTorchScript, string RecordPrefix,
 internal static partial class TorchArchive
 {
     /// <summary>Loads the state_dict of a torch zip checkpoint.</summary>
-    /// <exception cref="InvalidDataException">Not a readable zip, no data.pkl, a refused global, or inconsistent records.</exception>
+    /// <exception cref="ClipSharpException">Not a readable zip, no data.pkl, a refused global, or inconsistent records.</exception>
     public static StateDict Load(string path) => Load(path, out _);
 
     /// <summary>Loads the state_dict and reports what else the archive held.</summary>
@@ -32,7 +32,7 @@ internal static partial class TorchArchive
         try { zip = new ZipArchive(fs, ZipArchiveMode.Read, leaveOpen: true); }
         catch (InvalidDataException e)
         {
-            throw new InvalidDataException($"{path}: not a readable zip archive ({e.Message}); the file is probably truncated or corrupt", e);
+            throw new ClipSharpException($"{path}: not a readable zip archive ({e.Message}); the file is probably truncated or corrupt", e);
         }
         using (zip)
         {
@@ -64,7 +64,7 @@ internal static partial class TorchArchive
                     }
                     StripPrefix(sd, "module.", notes);
                 }
-                else throw new InvalidDataException($"{path}: the checkpoint holds a {Describe(root)}, not a state_dict or a scripted module");
+                else throw new ClipSharpException($"{path}: the checkpoint holds a {Describe(root)}, not a state_dict or a scripted module");
             }
             catch
             {
@@ -81,21 +81,21 @@ internal static partial class TorchArchive
     {
         var e = zip.Entries.Where(e => e.FullName == "data.pkl" || (e.FullName.EndsWith("/data.pkl", StringComparison.Ordinal) && e.FullName.Count(c => c == '/') == 1))
             .OrderBy(e => e.FullName.Length).FirstOrDefault();
-        return e ?? throw new InvalidDataException($"{path}: the zip archive has no <archive>/data.pkl record, so it is not a PyTorch checkpoint");
+        return e ?? throw new ClipSharpException($"{path}: the zip archive has no <archive>/data.pkl record, so it is not a PyTorch checkpoint");
     }
 
     static byte[] ReadAll(ZipArchiveEntry e, string path)
     {
-        if (e.Length > int.MaxValue) throw new InvalidDataException($"{path}: record {e.FullName} is implausibly large ({e.Length} bytes)");
+        if (e.Length > int.MaxValue) throw new ClipSharpException($"{path}: record {e.FullName} is implausibly large ({e.Length} bytes)");
         var buf = new byte[e.Length];
         try
         {
             using var s = e.Open();
             s.ReadExactly(buf);
         }
-        catch (Exception ex) when (ex is EndOfStreamException or InvalidDataException)
+        catch (Exception ex) when (ex is EndOfStreamException or InvalidDataException or ClipSharpException)
         {
-            throw new InvalidDataException($"{path}: record {e.FullName} cannot be read ({ex.Message}); the file is probably truncated or corrupt", ex);
+            throw new ClipSharpException($"{path}: record {e.FullName} cannot be read ({ex.Message}); the file is probably truncated or corrupt", ex);
         }
         return buf;
     }
@@ -252,7 +252,7 @@ internal static partial class TorchArchive
                 PersistentLoad = PersistentLoad,
             };
             try { return vm.Load(pkl); }
-            catch (InvalidCastException e) { throw new InvalidDataException($"{path}: unexpected value types in {record} ({e.Message})", e); }
+            catch (InvalidCastException e) { throw new ClipSharpException($"{path}: unexpected value types in {record} ({e.Message})", e); }
         }
 
         object? PersistentLoad(object? pid)
@@ -260,34 +260,34 @@ internal static partial class TorchArchive
             if (pid is PyTuple { Length: >= 5 } t && t[0] is "storage" && t[1] is StorageType st && t[2] is string key && t[4] is long numel)
                 return new StorageRef(st.DType, key, numel);
             if (pid is PyTuple { Length: >= 5 } u && u[0] is "storage")
-                throw new InvalidDataException($"{path}: unsupported storage reference ({Describe(u[1])}, key {Describe(u[2])})");
-            throw new InvalidDataException($"{path}: unsupported persistent id {Describe(pid)}");
+                throw new ClipSharpException($"{path}: unsupported storage reference ({Describe(u[1])}, key {Describe(u[2])})");
+            throw new ClipSharpException($"{path}: unsupported persistent id {Describe(pid)}");
         }
 
         object? Call(object fn, object?[] a)
         {
-            if (fn is PyObject po) throw new InvalidDataException($"refusing to load {path}: the pickle calls a {po.Type.FullName} object");
-            if (fn is not PyGlobal g) throw new InvalidDataException($"refusing to load {path}: the pickle calls a {Describe(fn)}, which is not a whitelisted function");
+            if (fn is PyObject po) throw new ClipSharpException($"refusing to load {path}: the pickle calls a {po.Type.FullName} object");
+            if (fn is not PyGlobal g) throw new ClipSharpException($"refusing to load {path}: the pickle calls a {Describe(fn)}, which is not a whitelisted function");
             switch (g.FullName)
             {
                 case "collections.OrderedDict":
                     return new PyDict();
                 case "torch._utils._rebuild_tensor_v2":
                 case "torch._utils._rebuild_tensor":
-                    if (a.Length < 4 || a[0] is not StorageRef s) throw new InvalidDataException($"{path}: {g.Name} with unexpected arguments");
+                    if (a.Length < 4 || a[0] is not StorageRef s) throw new ClipSharpException($"{path}: {g.Name} with unexpected arguments");
                     return new TensorSpec(s, ToLong(a[1]), Longs(a[2]), Longs(a[3]));
                 case "torch._utils._rebuild_parameter":
                 case "torch._utils._rebuild_parameter_with_state":
                     return a.Length > 0 ? a[0] : null;
                 case "torch._tensor._rebuild_from_type_v2":
-                    if (a.Length < 3 || a[0] is null || a[2] is not PyTuple inner) throw new InvalidDataException($"{path}: {g.Name} with unexpected arguments");
+                    if (a.Length < 3 || a[0] is null || a[2] is not PyTuple inner) throw new ClipSharpException($"{path}: {g.Name} with unexpected arguments");
                     return Call(a[0]!, inner.Items);
                 case "torch.Size":
                     return a.Length > 0 ? a[0] : new PyTuple([]);
                 case "torch.device":
                     return string.Join(":", a.Select(Describe));
                 case "_codecs.encode":
-                    return a.Length > 0 && a[0] is string str ? Encoding.Latin1.GetBytes(str) : throw new InvalidDataException($"{path}: _codecs.encode with unexpected arguments");
+                    return a.Length > 0 && a[0] is string str ? Encoding.Latin1.GetBytes(str) : throw new ClipSharpException($"{path}: _codecs.encode with unexpected arguments");
                 case "builtins.set":
                 case "builtins.frozenset":
                     return a.Length > 0 && a[0] is List<object?> l ? new List<object?>(l) : new List<object?>();
@@ -302,26 +302,26 @@ internal static partial class TorchArchive
                     return new PyObject(g, a);
             }
             if (g.Module.StartsWith("__torch__", StringComparison.Ordinal)) return new PyObject(g, a);
-            throw new InvalidDataException($"refusing to load {path}: the pickle calls {g.FullName}; ClipSharp only loads tensors and plain containers");
+            throw new ClipSharpException($"refusing to load {path}: the pickle calls {g.FullName}; ClipSharp only loads tensors and plain containers");
         }
 
-        static long ToLong(object? o) => o is long l ? l : throw new InvalidDataException($"expected an integer, got {Describe(o)}");
+        static long ToLong(object? o) => o is long l ? l : throw new ClipSharpException($"expected an integer, got {Describe(o)}");
 
         static long[] Longs(object? o) => o switch
         {
             PyTuple t => t.Items.Select(ToLong).ToArray(),
             List<object?> l => l.Select(ToLong).ToArray(),
-            _ => throw new InvalidDataException($"expected a tuple of integers, got {Describe(o)}"),
+            _ => throw new ClipSharpException($"expected a tuple of integers, got {Describe(o)}"),
         };
 
         Tensor LoadStorage(StorageRef s)
         {
             if (_storages.TryGetValue(s.Key, out var cached)) return cached;
             string name = prefix + "data/" + s.Key;
-            var entry = zip.GetEntry(name) ?? throw new InvalidDataException($"{path}: the pickle refers to storage record {name}, which the archive does not contain");
+            var entry = zip.GetEntry(name) ?? throw new ClipSharpException($"{path}: the pickle refers to storage record {name}, which the archive does not contain");
             int elem = TensorBytes.ElementSize(s.DType);
             if (entry.Length != s.Numel * elem)
-                throw new InvalidDataException($"{path}: record {name} holds {entry.Length} bytes but the pickle declares {s.Numel} elements of {s.DType} ({s.Numel * elem} bytes)");
+                throw new ClipSharpException($"{path}: record {name} holds {entry.Length} bytes but the pickle declares {s.Numel} elements of {s.DType} ({s.Numel * elem} bytes)");
             var t = TensorBytes.Create([s.Numel], s.DType, dst =>
             {
                 try
@@ -329,9 +329,9 @@ internal static partial class TorchArchive
                     using var stream = entry.Open();
                     stream.ReadExactly(dst);
                 }
-                catch (Exception ex) when (ex is EndOfStreamException or InvalidDataException)
+                catch (Exception ex) when (ex is EndOfStreamException or InvalidDataException or ClipSharpException)
                 {
-                    throw new InvalidDataException($"{path}: record {name} cannot be read ({ex.Message}); the file is probably truncated or corrupt", ex);
+                    throw new ClipSharpException($"{path}: record {name} cannot be read ({ex.Message}); the file is probably truncated or corrupt", ex);
                 }
             });
             _storages[s.Key] = t;
@@ -341,18 +341,18 @@ internal static partial class TorchArchive
         public Tensor Materialize(TensorSpec spec, string key)
         {
             if (spec.Size.Length != spec.Stride.Length)
-                throw new InvalidDataException($"{path}: tensor '{key}' has {spec.Size.Length} sizes but {spec.Stride.Length} strides");
+                throw new ClipSharpException($"{path}: tensor '{key}' has {spec.Size.Length} sizes but {spec.Stride.Length} strides");
             var storage = LoadStorage(spec.Storage);
             long numel = 1, last = spec.Offset;
             for (int i = 0; i < spec.Size.Length; i++)
             {
-                if (spec.Size[i] < 0 || spec.Stride[i] < 0) throw new InvalidDataException($"{path}: tensor '{key}' has a negative size or stride");
+                if (spec.Size[i] < 0 || spec.Stride[i] < 0) throw new ClipSharpException($"{path}: tensor '{key}' has a negative size or stride");
                 numel *= spec.Size[i];
                 if (spec.Size[i] > 0) last += (spec.Size[i] - 1) * spec.Stride[i];
             }
             if (numel == 0) return torch.empty(spec.Size, spec.Storage.DType).DetachFromDisposeScope();
             if (spec.Offset < 0 || last >= spec.Storage.Numel)
-                throw new InvalidDataException($"{path}: tensor '{key}' reaches element {last} of storage {spec.Storage.Key}, which has only {spec.Storage.Numel}");
+                throw new ClipSharpException($"{path}: tensor '{key}' reaches element {last} of storage {spec.Storage.Key}, which has only {spec.Storage.Numel}");
             using var scope = torch.NewDisposeScope();
             var view = storage.as_strided(spec.Size, spec.Stride, spec.Offset);
             // Always copy: the result owns exactly its own elements, independent of the cached storage and of other views.

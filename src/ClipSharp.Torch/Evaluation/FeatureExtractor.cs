@@ -163,7 +163,7 @@ public static class FeatureExtractor
                     else throw new ImageDecodeException(input.Id, "the sample has neither a path nor image bytes");
                     ok[i] = true;
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ArgumentException or NotSupportedException)
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException or ClipSharpException or ArgumentException or NotSupportedException)
                 {
                     skipped.Add(input.Id, e is ImageDecodeException d ? d.Problem : e.Message);
                 }

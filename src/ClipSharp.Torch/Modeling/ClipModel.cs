@@ -237,7 +237,7 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         {
             static string List(string what, List<string> items) =>
                 items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(8))}{(items.Count > 8 ? "; …" : "")}.";
-            throw new InvalidDataException($"{source}: weights do not fit {Config}." +
+            throw new ClipSharpException($"{source}: weights do not fit {Config}." +
                 List("missing", missing) + List("unexpected", unexpected) + List("with the wrong shape", wrongShape) +
                 " If the checkpoint's head counts differ from width/64, pass its config JSON.");
         }

@@ -267,7 +267,7 @@ public sealed class ImageIndex : IDisposable
     }
 
     /// <summary>Reads an index written by <see cref="Save"/>.</summary>
-    /// <exception cref="InvalidDataException">The file is not an index, or its header and embeddings disagree; the message names the file.</exception>
+    /// <exception cref="ClipSharpException">The file is not an index, or its header and embeddings disagree; the message names the file.</exception>
     public static ImageIndex Load(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -275,17 +275,17 @@ public sealed class ImageIndex : IDisposable
         StateDict sd;
         IReadOnlyDictionary<string, string> meta;
         try { sd = SafeTensors.Load(path, out meta); }
-        catch (InvalidDataException e) { throw new InvalidDataException($"{path}: not a ClipSharp image index ({e.Message})", e); }
+        catch (Exception e) when (e is InvalidDataException or ClipSharpException) { throw new ClipSharpException($"{path}: not a ClipSharp image index ({e.Message})", e); }
         using (sd)
         {
             if (!meta.TryGetValue(MetadataKey, out var json) || !sd.TryGetValue("embeddings", out var emb))
-                throw new InvalidDataException($"{path}: not a ClipSharp image index (no '{MetadataKey}' header or no 'embeddings' tensor)");
+                throw new ClipSharpException($"{path}: not a ClipSharp image index (no '{MetadataKey}' header or no 'embeddings' tensor)");
             string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
             try
             {
                 var header = JsonNode.Parse(json)!.AsObject();
                 int version = header["version"]!.GetValue<int>();
-                if (version != FormatVersion) throw new InvalidDataException($"{path}: index format {version}; this ClipSharp reads format {FormatVersion}");
+                if (version != FormatVersion) throw new ClipSharpException($"{path}: index format {version}; this ClipSharp reads format {FormatVersion}");
                 var files = header["files"]!.AsArray().Select(n =>
                 {
                     var a = n!.AsArray();
@@ -293,13 +293,13 @@ public sealed class ImageIndex : IDisposable
                     return new IndexedFile(Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(dir, p)), a[1]!.GetValue<long>(), a[2]!.GetValue<long>());
                 }).ToList();
                 if (emb.dtype != ScalarType.Float32 || emb.dim() != 2 || emb.shape[0] != files.Count)
-                    throw new InvalidDataException($"{path}: embeddings are {emb.dtype} [{string.Join(", ", emb.shape)}] for {files.Count} files");
+                    throw new ClipSharpException($"{path}: embeddings are {emb.dtype} [{string.Join(", ", emb.shape)}] for {files.Count} files");
                 return new ImageIndex(emb.clone(), files, header["model_fingerprint"]!.GetValue<string>(), header["model"]?.GetValue<string>(),
                     header["config"]?.GetValue<string>());
             }
             catch (Exception e) when (e is JsonException or InvalidOperationException or NullReferenceException or FormatException or ArgumentException or IndexOutOfRangeException)
             {
-                throw new InvalidDataException($"{path}: damaged image-index header ({e.Message})", e);
+                throw new ClipSharpException($"{path}: damaged image-index header ({e.Message})", e);
             }
         }
     }

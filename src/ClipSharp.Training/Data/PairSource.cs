@@ -35,7 +35,7 @@ public sealed record PairSource(string Name, IReadOnlyList<ImageTextSample> Samp
             var templates = section.Templates ?? ["a photo of a {}."];
             samples = samples.Select(s => s with { Captions = templates.Select(t => ZeroShot.PromptSets.Fill(t, s.Captions[0])).ToList() }).ToList();
         }
-        if (samples.Count == 0) throw new InvalidDataException($"{path}: no image–caption pairs");
+        if (samples.Count == 0) throw new ClipSharpException($"{path}: no image–caption pairs");
         return new PairSource(path, samples, section.Weight) { SkippedWhenOpening = dataset.Skipped.Count };
     }
 }

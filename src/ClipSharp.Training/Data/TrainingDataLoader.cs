@@ -158,7 +158,7 @@ internal sealed class TrainingDataLoader : IDisposable
             }
             attempts += want;
             if (filled == 0 && attempts >= 10 * n + 100)
-                throw new InvalidDataException($"{attempts} samples in a row could not be loaded; last: {reasons[^1]}");
+                throw new ClipSharpException($"{attempts} samples in a row could not be loaded; last: {reasons[^1]}");
         }
         Interlocked.Add(ref skippedTotal, reasons.Count);
         return new PreparedBatch(pixels, ids, n, options.ImageSize, ctx, plan.Position, reasons.Count, reasons);
@@ -175,10 +175,10 @@ internal sealed class TrainingDataLoader : IDisposable
                 ? ImageDecoder.Decode(source.ReadImage(sample), sample.Id)
                 : sample.ImageBytes is not null
                 ? ImageDecoder.Decode(sample.ImageBytes, sample.Id)
-                : ImageDecoder.Decode(sample.ImagePath ?? throw new InvalidDataException("sample has no image"));
+                : ImageDecoder.Decode(sample.ImagePath ?? throw new ClipSharpException("sample has no image"));
             var px = new float[augmentation.OutputLength];
             augmentation.Apply(image, rng, px);
-            if (sample.Captions.Count == 0) throw new InvalidDataException("sample has no caption");
+            if (sample.Captions.Count == 0) throw new ClipSharpException("sample has no caption");
             string caption = sample.Captions[sample.Captions.Count == 1 ? 0 : rng.Next(sample.Captions.Count)];
             var tokens = tokenizer.Tokenize(caption, options.ContextLength, truncate: true);
             if (options.VocabSize is int v) TokenRemap.Fold(tokens, v, tokenizer.StartOfTextId, tokenizer.EndOfTextId);

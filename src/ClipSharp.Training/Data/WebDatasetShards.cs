@@ -32,11 +32,11 @@ internal static class WebDatasetShards
         int skipped = 0;
         foreach (var shard in WebDatasetReader.ExpandShards(spec))
             skipped += IndexShard(shard, samples, ranges);
-        if (samples.Count == 0) throw new InvalidDataException($"{spec}: no image–caption pairs");
+        if (samples.Count == 0) throw new ClipSharpException($"{spec}: no image–caption pairs");
         return new PairSource(spec, samples, weight)
         {
             SkippedWhenOpening = skipped,
-            ReadImage = s => ranges.TryGetValue(s.Id, out var r) ? Read(r) : throw new InvalidDataException("no image member"),
+            ReadImage = s => ranges.TryGetValue(s.Id, out var r) ? Read(r) : throw new ClipSharpException("no image member"),
         };
     }
 
@@ -96,7 +96,7 @@ internal static class WebDatasetShards
             }
             Flush();
         }
-        catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException or FormatException or ArgumentException)
+        catch (Exception e) when (e is InvalidDataException or ClipSharpException or EndOfStreamException or IOException or FormatException or ArgumentException)
         {
             skipped++; // the sample in progress may be incomplete: drop it, keep what came before
         }

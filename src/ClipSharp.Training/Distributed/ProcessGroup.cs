@@ -58,7 +58,7 @@ public sealed record DistributedSettings(int Rank, int WorldSize, string MasterA
 }
 
 /// <summary>A collective failed: a peer disconnected, timed out, or is running something else.</summary>
-public sealed class DistributedException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class DistributedException(string message, Exception? inner = null) : ClipSharpException(message, inner);
 
 /// <summary>
 /// The collectives data-parallel CLIP training needs, over plain TCP: all-reduce (sum), all-gather and broadcast.

@@ -151,7 +151,7 @@ public class SafeTensorsTests
     {
         using var dir = new TempDir();
         var path = WriteRaw(dir, json, dataBytes);
-        var e = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(path));
+        var e = Assert.Throws<ClipSharpException>(() => SafeTensors.Load(path));
         Assert.Contains(path, e.Message);
         Assert.Contains(expected, e.Message);
     }
@@ -164,13 +164,13 @@ public class SafeTensorsTests
         var b = new byte[64];
         BinaryPrimitives.WriteUInt64LittleEndian(b, 1UL << 40);
         File.WriteAllBytes(path, b);
-        var e = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(path));
+        var e = Assert.Throws<ClipSharpException>(() => SafeTensors.Load(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("header length", e.Message);
 
         BinaryPrimitives.WriteUInt64LittleEndian(b, 1000);
         File.WriteAllBytes(path, b);
-        e = Assert.Throws<InvalidDataException>(() => SafeTensors.Load(path));
+        e = Assert.Throws<ClipSharpException>(() => SafeTensors.Load(path));
         Assert.Contains("runs past the end", e.Message);
     }
 }

@@ -136,7 +136,7 @@ internal sealed class EmojiFontRenderer : IDisposable
     /// <summary>Opens the font file; <paramref name="size"/> is the drawing size in pixels before scaling down.</summary>
     public EmojiFontRenderer(string fontPath, float size = 109)
     {
-        _typeface = SKTypeface.FromFile(fontPath) ?? throw new InvalidDataException($"cannot load font {fontPath}");
+        _typeface = SKTypeface.FromFile(fontPath) ?? throw new ClipSharpException($"cannot load font {fontPath}");
         _blob = Blob.FromFile(fontPath);
         _face = new Face(_blob, 0);
         _hbFont = new HarfBuzzSharp.Font(_face);

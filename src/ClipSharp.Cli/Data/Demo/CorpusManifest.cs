@@ -101,7 +101,7 @@ internal sealed class CorpusManifest
 
     /// <summary>Reads a manifest written by <see cref="Write"/>.</summary>
     public static CorpusManifest Read(string path) =>
-        JsonSerializer.Deserialize<CorpusManifest>(File.ReadAllText(path), JsonOptions) ?? throw new InvalidDataException($"{path} is empty");
+        JsonSerializer.Deserialize<CorpusManifest>(File.ReadAllText(path), JsonOptions) ?? throw new ClipSharpException($"{path} is empty");
 }
 
 /// <summary>Minimal RFC 4180 CSV writing and reading (fields with commas, quotes or line breaks are quoted).</summary>

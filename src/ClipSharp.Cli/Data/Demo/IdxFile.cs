@@ -34,10 +34,10 @@ internal static class IdxFile
     {
         Span<byte> header = stackalloc byte[4];
         stream.ReadExactly(header);
-        if (header[0] != 0 || header[1] != 0) throw new InvalidDataException("not an IDX file: the first two bytes must be zero");
-        if (header[2] != 0x08) throw new InvalidDataException($"IDX type 0x{header[2]:X2} is not supported (only unsigned bytes, 0x08)");
+        if (header[0] != 0 || header[1] != 0) throw new ClipSharpException("not an IDX file: the first two bytes must be zero");
+        if (header[2] != 0x08) throw new ClipSharpException($"IDX type 0x{header[2]:X2} is not supported (only unsigned bytes, 0x08)");
         int rank = header[3];
-        if (rank == 0) throw new InvalidDataException("IDX file has no dimensions");
+        if (rank == 0) throw new ClipSharpException("IDX file has no dimensions");
         var dims = new int[rank];
         Span<byte> word = stackalloc byte[4];
         long total = 1;
@@ -45,13 +45,13 @@ internal static class IdxFile
         {
             stream.ReadExactly(word);
             dims[i] = BinaryPrimitives.ReadInt32BigEndian(word);
-            if (dims[i] < 0) throw new InvalidDataException("IDX dimension is negative");
+            if (dims[i] < 0) throw new ClipSharpException("IDX dimension is negative");
             total *= dims[i];
         }
-        if (total > Array.MaxLength) throw new InvalidDataException("IDX file is too large");
+        if (total > Array.MaxLength) throw new ClipSharpException("IDX file is too large");
         var data = new byte[total];
         try { stream.ReadExactly(data); }
-        catch (EndOfStreamException) { throw new InvalidDataException($"IDX file is truncated: expected {total} data bytes"); }
+        catch (EndOfStreamException) { throw new ClipSharpException($"IDX file is truncated: expected {total} data bytes"); }
         return new IdxArray(dims, data);
     }
 

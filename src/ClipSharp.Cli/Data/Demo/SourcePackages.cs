@@ -17,7 +17,7 @@ namespace ClipSharp.Data.Demo;
 internal sealed record SourcePackage(string Name, string Version, string Kind, string License, string Sha256);
 
 /// <summary>A failure of the demo corpus build that the user can act on (missing tool, failed download, bad cache).</summary>
-internal sealed class DemoCorpusException(string message) : Exception(message);
+internal sealed class DemoCorpusException(string message) : ClipSharpException(message);
 
 /// <summary>Licence detection from Debian <c>copyright</c> files.</summary>
 internal static class DebianCopyright

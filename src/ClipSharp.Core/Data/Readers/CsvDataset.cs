@@ -36,7 +36,7 @@ public sealed class CsvDataset : ILabeledImageDataset, IImageTextDataset
 
     /// <summary>Reads the table (the images themselves are read later).</summary>
     /// <exception cref="FileNotFoundException">The table does not exist.</exception>
-    /// <exception cref="InvalidDataException">Missing header or columns, or an unknown class name.</exception>
+    /// <exception cref="ClipSharpException">Missing header or columns, or an unknown class name.</exception>
     public CsvDataset(string path, TableColumns? columns = null)
     {
         ArgumentNullException.ThrowIfNull(path);
@@ -45,7 +45,7 @@ public sealed class CsvDataset : ILabeledImageDataset, IImageTextDataset
         Source = path;
         char sep = columns.Delimiter ?? (Path.GetExtension(path).Equals(".tsv", StringComparison.OrdinalIgnoreCase) ? '\t' : ',');
         var records = Parse(File.ReadAllText(path), sep);
-        if (records.Count == 0) throw new InvalidDataException($"{path}: empty table (a header row is required)");
+        if (records.Count == 0) throw new ClipSharpException($"{path}: empty table (a header row is required)");
         var header = records[0].Select(h => h.Trim()).ToList();
 
         int Find(string? wanted, string what, bool required, params string[] fallbacks)
@@ -53,7 +53,7 @@ public sealed class CsvDataset : ILabeledImageDataset, IImageTextDataset
             if (wanted is not null)
             {
                 int i = header.FindIndex(h => h.Equals(wanted, StringComparison.OrdinalIgnoreCase));
-                if (i < 0) throw new InvalidDataException($"{path}: no column named '{wanted}' for the {what}; columns are: {string.Join(", ", header)}");
+                if (i < 0) throw new ClipSharpException($"{path}: no column named '{wanted}' for the {what}; columns are: {string.Join(", ", header)}");
                 return i;
             }
             foreach (var f in fallbacks)
@@ -61,7 +61,7 @@ public sealed class CsvDataset : ILabeledImageDataset, IImageTextDataset
                 int i = header.FindIndex(h => h.Equals(f, StringComparison.OrdinalIgnoreCase));
                 if (i >= 0) return i;
             }
-            if (required) throw new InvalidDataException($"{path}: no {what} column (tried {string.Join(", ", fallbacks)}); columns are: {string.Join(", ", header)}. Name it explicitly.");
+            if (required) throw new ClipSharpException($"{path}: no {what} column (tried {string.Join(", ", fallbacks)}); columns are: {string.Join(", ", header)}. Name it explicitly.");
             return -1;
         }
 
@@ -123,7 +123,7 @@ public sealed class CsvDataset : ILabeledImageDataset, IImageTextDataset
                 int label = byName.TryGetValue(l, out var li) ? li
                     : int.TryParse(l, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n < names.Count ? n : -1;
                 if (label < 0 && l.Length > 0 && columns.ClassNames is not null)
-                    throw new InvalidDataException($"{path}: label '{l}' of {_rows[i].Path} is neither one of the {names.Count} class names nor an index below {names.Count}");
+                    throw new ClipSharpException($"{path}: label '{l}' of {_rows[i].Path} is neither one of the {names.Count} class names nor an index below {names.Count}");
                 _rows[i] = (_rows[i].Path, _rows[i].Captions, label);
             }
             ClassNames = names;

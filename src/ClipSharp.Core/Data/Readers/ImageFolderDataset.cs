@@ -14,17 +14,17 @@ public sealed class ImageFolderDataset : ILabeledImageDataset, IImageTextDataset
     /// <param name="classNames">Optional display names; when given they must match the number of class folders
     /// (folder i, sorted, gets name i). Otherwise the folder names are used, with '_' shown as a space.</param>
     /// <exception cref="DirectoryNotFoundException">The folder does not exist.</exception>
-    /// <exception cref="InvalidDataException">No class folders, or the class-name count does not match.</exception>
+    /// <exception cref="ClipSharpException">No class folders, or the class-name count does not match.</exception>
     public ImageFolderDataset(string root, IReadOnlyList<string>? classNames = null)
     {
         ArgumentNullException.ThrowIfNull(root);
         if (!Directory.Exists(root)) throw new DirectoryNotFoundException($"image folder not found: {root}");
         Root = root;
         var dirs = Directory.GetDirectories(root).Select(d => Path.GetFileName(d)!).Order(StringComparer.Ordinal).ToList();
-        if (dirs.Count == 0) throw new InvalidDataException($"{root}: no class sub-directories (ImageFolder layout is root/<class>/<image>)");
+        if (dirs.Count == 0) throw new ClipSharpException($"{root}: no class sub-directories (ImageFolder layout is root/<class>/<image>)");
         FolderNames = dirs;
         if (classNames is not null && classNames.Count != dirs.Count)
-            throw new InvalidDataException($"{root}: {dirs.Count} class folders but {classNames.Count} class names were given");
+            throw new ClipSharpException($"{root}: {dirs.Count} class folders but {classNames.Count} class names were given");
         ClassNames = classNames ?? dirs.Select(d => d.Replace('_', ' ')).ToList();
         for (int c = 0; c < dirs.Count; c++)
             foreach (var f in DatasetFiles.ListImages(Path.Combine(root, dirs[c])))

@@ -144,7 +144,7 @@ public sealed class WebDatasetReader : ILabeledImageDataset, IImageTextDataset
                     data = ms.ToArray();
                 }
             }
-            catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException or FormatException or ArgumentException)
+            catch (Exception e) when (e is InvalidDataException or ClipSharpException or EndOfStreamException or IOException or FormatException or ArgumentException)
             {
                 entry = null;
                 error = e.Message;

@@ -70,6 +70,18 @@ public class VocabularyTests : IDisposable
         // The golden file read from disk is recognised as the same vocabulary.
         Assert.Equal(tok.Vocabulary, ClipTokenizer.FromBpeFile(GoldenVocab).Vocabulary);
         foreach (var c in TokenizerCase.Load()) Assert.Equal(c.Ids, tok.Tokenize(c.Text, 77, truncate: true));
+
+        // Its licence notice: at the repository root, and beside the assembly (the package packs the same file).
+        var repo = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(repo.FullName, "ClipSharp.slnx"))) repo = repo.Parent!;
+        foreach (var notice in new[] { Path.Combine(repo.FullName, "THIRD-PARTY-NOTICES"), Path.Combine(AppContext.BaseDirectory, "THIRD-PARTY-NOTICES") })
+        {
+            var text = File.ReadAllText(notice);
+            Assert.Contains("bpe_simple_vocab_16e6.txt.gz", text);
+            Assert.Contains("Copyright (c) 2021 OpenAI", text);
+            Assert.Contains("MIT License", text);
+            Assert.Contains(ClipTokenizer.BuiltInSha256, text);
+        }
     }
 
     [Fact]

@@ -43,6 +43,14 @@ public sealed record VocabularyRecord(string Format, IReadOnlyList<VocabularyFil
     public bool Equals(VocabularyRecord? other) =>
         other is not null && Format == other.Format && Tokens == other.Tokens && Files.SequenceEqual(other.Files);
 
+    /// <summary>The same token table: format, token count and file contents (SHA-256 and size), whatever the files are called.</summary>
+    public bool SameContent(VocabularyRecord other)
+    {
+        ArgumentNullException.ThrowIfNull(other);
+        return Format == other.Format && Tokens == other.Tokens &&
+               Files.Select(f => (f.Sha256, f.Bytes)).SequenceEqual(other.Files.Select(f => (f.Sha256, f.Bytes)));
+    }
+
     /// <inheritdoc />
     public override int GetHashCode() => HashCode.Combine(Format, Tokens, Files.Count > 0 ? Files[0] : null);
 

@@ -302,7 +302,7 @@ public sealed class TrainingRun : IDisposable
     private (long[] DataPositions, double Best) Restore(TrainingCheckpoint ckpt, ClipTrainer trainer, int world)
     {
         // The token embedding's rows mean the tokens of the vocabulary the checkpoint was trained with.
-        if (VocabularyRecord.FromMetadata(ckpt.Metadata, ckpt.Path) is { } trained && !trained.Equals(tokenizer.Vocabulary))
+        if (VocabularyRecord.FromMetadata(ckpt.Metadata, ckpt.Path) is { } trained && !trained.SameContent(tokenizer.Vocabulary))
             throw new InvalidDataException(
                 $"{ckpt.Path}: trained with the vocabulary {trained}, but this run tokenizes with {tokenizer.Source} ({tokenizer.Vocabulary}); set data.vocab to the checkpoint's vocabulary");
         int saved = ckpt.Metadata.TryGetValue("world_size", out var ws) ? int.Parse(ws, CultureInfo.InvariantCulture) : 1;

@@ -146,13 +146,18 @@ public sealed class TrainingRun : IDisposable
             // The weights written here record their vocabulary; a copy of it beside them lets them load with no flags.
             VocabularyLocator.SaveBeside(tokenizer, RunDirectory);
         }
+        FailPoints.Reach(FailPoints.Start);
 
         TrainingCheckpoint? ckpt = null;
         if (resume is not null && lead)
         {
             string? path = resume == "latest" ? Store.Latest() : ResolvePath(resume);
             if (path is null) OnLog?.Invoke("resume: no checkpoint yet, starting fresh");
-            else ckpt = CheckpointStore.Load(path);
+            else
+            {
+                ckpt = CheckpointStore.Load(path);
+                FailPoints.Reach(FailPoints.Resumed);
+            }
         }
         try
         {
@@ -215,6 +220,7 @@ public sealed class TrainingRun : IDisposable
             IReadOnlyDictionary<string, double> lastVal = new Dictionary<string, double>();
             double sps = 0;
             model.train();
+            FailPoints.Reach(FailPoints.Ready);
             while (trainer.StepCount < total)
             {
                 cancel.ThrowIfCancellationRequested();
@@ -228,6 +234,7 @@ public sealed class TrainingRun : IDisposable
                     r = trainer.Step(pixels, ids);
                 }
                 dataPosition = batch.EndPosition;
+                FailPoints.Reach(FailPoints.StepComputed, r.Step);
                 long done = trainer.StepCount - startStep;
                 sps = done * (double)cfg.Data.BatchSize / clock.Elapsed.TotalSeconds;
                 var eta = TimeSpan.FromSeconds((total - trainer.StepCount) * clock.Elapsed.TotalSeconds / done);
@@ -239,6 +246,7 @@ public sealed class TrainingRun : IDisposable
                         ["train/loss"] = r.Loss, ["train/lr"] = r.Lr, ["train/logit_scale"] = r.LogitScale,
                         ["train/grad_norm"] = r.GradNorm, ["train/samples_per_s"] = sps, ["train/skipped"] = loader.SkippedTotal,
                     });
+                FailPoints.Reach(FailPoints.StepLogged, r.Step);
                 bool evalNow = validator is { HasWork: true } && (last || (cfg.Output.EvalEvery > 0 && trainer.StepCount % cfg.Output.EvalEvery == 0));
                 if (evalNow)
                 {

@@ -311,7 +311,7 @@ public sealed class TrainingRun : IDisposable
     {
         // The token embedding's rows mean the tokens of the vocabulary the checkpoint was trained with.
         if (VocabularyRecord.FromMetadata(ckpt.Metadata, ckpt.Path) is { } trained && !trained.SameContent(tokenizer.Vocabulary))
-            throw new InvalidDataException(
+            throw new ClipSharpException(
                 $"{ckpt.Path}: trained with the vocabulary {trained}, but this run tokenizes with {tokenizer.Source} ({tokenizer.Vocabulary}); set data.vocab to the checkpoint's vocabulary");
         int saved = ckpt.Metadata.TryGetValue("world_size", out var ws) ? int.Parse(ws, CultureInfo.InvariantCulture) : 1;
         if (saved != world)

@@ -134,7 +134,7 @@ public sealed class ClipTokenizer
         var bytes = BuiltInBytes();
         var file = VocabularyFile.Of(BuiltInFileName, bytes);
         if (file.Sha256 != BuiltInSha256)
-            throw new InvalidDataException($"the built-in {BuiltInFileName} has SHA-256 {file.Sha256}, expected {BuiltInSha256}: the ClipSharp assembly is damaged");
+            throw new ClipSharpException($"the built-in {BuiltInFileName} has SHA-256 {file.Sha256}, expected {BuiltInSha256}: the ClipSharp.Core assembly is damaged");
         return FromBpeBytes(bytes, $"{BuiltInFileName} (built into ClipSharp)", file, []);
     });
 
@@ -179,9 +179,9 @@ public sealed class ClipTokenizer
             using var reader = new StreamReader(gz, new UTF8Encoding(false, true));
             content = reader.ReadToEnd();
         }
-        catch (Exception e) when (e is InvalidDataException or DecoderFallbackException)
+        catch (Exception e) when (e is InvalidDataException or ClipSharpException or DecoderFallbackException)
         {
-            throw new InvalidDataException($"{source}: not a gzip-compressed UTF-8 BPE vocabulary ({e.Message})", e);
+            throw new ClipSharpException($"{source}: not a gzip-compressed UTF-8 BPE vocabulary ({e.Message})", e);
         }
 
         var lines = content.Split('\n');
@@ -190,9 +190,9 @@ public sealed class ClipTokenizer
         int mergeCount = 49152 - 256 - 2;
         if (lines[0].StartsWith(BpeTrainer.HeaderPrefix, StringComparison.Ordinal) &&
             !int.TryParse(lines[0].AsSpan(BpeTrainer.HeaderPrefix.Length).Trim(), out mergeCount))
-            throw new InvalidDataException($"{source}: malformed header '{lines[0].Trim()}'.");
+            throw new ClipSharpException($"{source}: malformed header '{lines[0].Trim()}'.");
         if (lines.Length < mergeCount + 1)
-            throw new InvalidDataException($"{source}: expected at least {mergeCount + 1} lines, found {lines.Length}.");
+            throw new ClipSharpException($"{source}: expected at least {mergeCount + 1} lines, found {lines.Length}.");
         var merges = new List<(string, string)>(mergeCount);
         for (int i = 1; i <= mergeCount; i++) merges.Add(SplitMerge(lines[i], source, i));
 
@@ -226,14 +226,14 @@ public sealed class ClipTokenizer
         try
         {
             encoder = JsonSerializer.Deserialize<Dictionary<string, int>>(WithoutBom(vocabBytes))
-                ?? throw new InvalidDataException($"{vocabFull}: empty vocabulary.");
+                ?? throw new ClipSharpException($"{vocabFull}: empty vocabulary.");
         }
-        catch (JsonException e) { throw new InvalidDataException($"{vocabFull}: not a token → id JSON object ({e.Message})", e); }
+        catch (JsonException e) { throw new ClipSharpException($"{vocabFull}: not a token → id JSON object ({e.Message})", e); }
         encoder = new Dictionary<string, int>(encoder, StringComparer.Ordinal);
         var merges = new List<(string, string)>();
         string text;
         try { text = new UTF8Encoding(false, true).GetString(WithoutBom(mergesBytes)); }
-        catch (DecoderFallbackException e) { throw new InvalidDataException($"{mergesFull}: not UTF-8 text ({e.Message})", e); }
+        catch (DecoderFallbackException e) { throw new ClipSharpException($"{mergesFull}: not UTF-8 text ({e.Message})", e); }
         var lines = text.Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {

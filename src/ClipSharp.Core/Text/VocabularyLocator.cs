@@ -30,7 +30,7 @@ public static class VocabularyLocator
     /// <param name="checkpointPath">A checkpoint file or folder whose folder is searched.</param>
     /// <param name="declared">The vocabulary the checkpoint declares (its metadata), if any.</param>
     /// <exception cref="FileNotFoundException">The explicit path holds no vocabulary, or the declared one is not beside the checkpoint.</exception>
-    /// <exception cref="InvalidDataException">A vocabulary file is malformed.</exception>
+    /// <exception cref="ClipSharpException">A vocabulary file is malformed.</exception>
     public static ClipTokenizer Load(string? explicitPath = null, string? checkpointPath = null, VocabularyRecord? declared = null)
     {
         if (explicitPath is not null)
@@ -120,7 +120,7 @@ public static class VocabularyLocator
     /// copied for the built-in vocabulary or when the same file is already there; a file of that name with other contents
     /// is replaced. Each file is written under a temporary name and renamed. Returns the paths written.
     /// </summary>
-    /// <exception cref="InvalidDataException">A source file changed since the tokenizer read it.</exception>
+    /// <exception cref="ClipSharpException">A source file changed since the tokenizer read it.</exception>
     public static IReadOnlyList<string> SaveBeside(ClipTokenizer tokenizer, string directory)
     {
         ArgumentNullException.ThrowIfNull(tokenizer);
@@ -134,7 +134,7 @@ public static class VocabularyLocator
             if (File.Exists(target) && VocabularyFile.Of(file.Name, File.ReadAllBytes(target)) == file) continue;
             var bytes = File.ReadAllBytes(source);
             if (VocabularyFile.Of(file.Name, bytes) != file)
-                throw new InvalidDataException($"{source}: changed since the tokenizer was loaded from it (SHA-256 differs)");
+                throw new ClipSharpException($"{source}: changed since the tokenizer was loaded from it (SHA-256 differs)");
             string tmp = Path.Combine(Path.GetDirectoryName(target)!, string.Create(CultureInfo.InvariantCulture, $".{file.Name}.{Guid.NewGuid():N}.tmp"));
             try
             {

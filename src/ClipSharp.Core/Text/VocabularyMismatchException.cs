@@ -6,7 +6,7 @@ namespace ClipSharp.Text;
 /// A model's token embedding table and the tokenizer's vocabulary differ in size: ids past the table would abort in
 /// libtorch, and a smaller vocabulary would give ids that mean other tokens. Thrown before any text is encoded.
 /// </summary>
-public sealed class VocabularyMismatchException : ArgumentException
+public sealed class VocabularyMismatchException : ClipSharpException
 {
     /// <summary>Creates the exception; the message names both sizes and the vocabulary.</summary>
     /// <param name="model">Names the model in the message (its checkpoint path), or null.</param>

@@ -67,11 +67,11 @@ public sealed record VocabularyRecord(string Format, IReadOnlyList<VocabularyFil
     }.ToJsonString();
 
     /// <summary>Reads <see cref="ToJson"/>'s form back; <paramref name="source"/> names where it came from in errors.</summary>
-    /// <exception cref="InvalidDataException">Malformed, or a file name that is not a plain name.</exception>
+    /// <exception cref="ClipSharpException">Malformed, or a file name that is not a plain name.</exception>
     public static VocabularyRecord FromJson(string json, string source)
     {
         ArgumentNullException.ThrowIfNull(json);
-        InvalidDataException Bad(string what) => new($"{source}: malformed vocabulary record ({what})");
+        ClipSharpException Bad(string what) => new($"{source}: malformed vocabulary record ({what})");
         JsonObject o;
         try { o = JsonNode.Parse(json) as JsonObject ?? throw Bad("not a JSON object"); }
         catch (JsonException e) { throw Bad(e.Message); }

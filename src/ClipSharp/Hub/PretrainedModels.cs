@@ -16,11 +16,6 @@ public static class PretrainedModels
     const string OpenAIBase = "https://openaipublic.azureedge.net/clip/models/";
     const string OpenClipReleases = "https://github.com/mlfoundations/open_clip/releases/download/v0.2-weights/";
     const string MetaClip = "https://dl.fbaipublicfiles.com/MMPT/metaclip/";
-    const string TokenizerRepo = "openai/clip-vit-base-patch32";
-
-    /// <summary>The hub repository whose <c>vocab.json</c> and <c>merges.txt</c> (OpenAI's BPE vocabulary, used by every
-    /// model in the table) are fetched for entries whose own repository has no tokenizer files.</summary>
-    public static string TokenizerRepository => TokenizerRepo;
 
     internal static readonly PretrainedArchitecture[] BuiltInArchitectures =
     [

@@ -24,7 +24,7 @@ public sealed record PretrainedOptions
 
     /// <summary>ClipSharp's own folder for what it adds (<c>$CLIPSHARP_CACHE</c> or <c>~/.cache/clipsharp</c>): the
     /// <c>pretrained/</c> folders that gather a resolved model's files (links into the caches above, plus the config
-    /// the pretrained table declares).</summary>
+    /// the pretrained table declares), and the locks of release-URL downloads.</summary>
     public string ClipSharpCacheDir { get; init; } = "";
 
     /// <summary>No network access at all (<c>HF_HUB_OFFLINE=1</c>): only cached files are used, and a missing one is an error that says so.</summary>
@@ -47,7 +47,8 @@ public sealed record PretrainedOptions
     /// <c>ALL_PROXY</c> and <c>NO_PROXY</c> (either case). Loopback addresses are always reached directly.</summary>
     public IWebProxy? Proxy { get; init; }
 
-    /// <summary>Also fetch the tokenizer files (<c>vocab.json</c>, <c>merges.txt</c>) and gather them beside the weights (default true).</summary>
+    /// <summary>For <c>hf-hub:</c> names, also fetch the repository's tokenizer files (<c>vocab.json</c>, <c>merges.txt</c>) when it has
+    /// them and keep them beside the weights (default true); models without them use the built-in OpenAI vocabulary.</summary>
     public bool IncludeTokenizer { get; init; } = true;
 
     /// <summary>Extra pretrained entries consulted before the built-in table (tests register models served locally this way).</summary>

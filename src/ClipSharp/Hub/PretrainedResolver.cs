@@ -8,11 +8,12 @@ namespace ClipSharp.Hub;
 /// The model's config, preprocessing and tokenizer files are beside it, where the loaders look.</param>
 /// <param name="ConfigPath">The architecture config to build the model from (also found beside the weights), or null when the
 /// checkpoint carries its own (a Hugging Face <c>config.json</c>).</param>
-/// <param name="VocabularyPath">A folder with <c>vocab.json</c> and <c>merges.txt</c>, or null when none was found.</param>
+/// <param name="VocabularyPath">The folder with the repository's own <c>vocab.json</c> and <c>merges.txt</c> (beside the weights),
+/// or null when it has none: then OpenAI's vocabulary, built into ClipSharp, is the model's.</param>
 /// <param name="Source">Where the weights came from: a hub repository and commit, a release URL, or a local folder.</param>
 public sealed record ResolvedModel(string Name, string CheckpointPath, string? ConfigPath, string? VocabularyPath, string Source)
 {
-    /// <summary>Things worth telling the user (a fallback that was taken, tokenizer files that could not be fetched).</summary>
+    /// <summary>Things worth telling the user (a fallback that was taken).</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 }
 
@@ -178,8 +179,8 @@ public static partial class PretrainedResolver
             foreach (var f in candidates)
                 await AddHub(repoName, revision, f).ConfigureAwait(false);
         }
-        foreach (var f in new[] { "vocab.json", "merges.txt" })
-            await AddHub(parsed is ModelName.Hub ? repoName : PretrainedModels.TokenizerRepository, parsed is ModelName.Hub ? revision : "main", f).ConfigureAwait(false);
+        if (parsed is ModelName.Hub)
+            foreach (var f in new[] { "vocab.json", "merges.txt" }) await AddHub(repoName, revision, f).ConfigureAwait(false);
         string canonical = parsed is ModelName.Table tt ? tt.Entry.Name : $"{HubPrefix}{repoName}{(revision == o.Revision ? "" : "@" + revision)}";
         return new PretrainedInfo(canonical, entry, repoName, revision, dl.Cache.RepoDir(repoName), folder, list);
     }
@@ -349,8 +350,9 @@ public static partial class PretrainedResolver
             if (new FileInfo(config).LinkTarget is not null) File.Delete(config);
             HubCache.WriteAtomically(config, json);
         }
-        var vocab = await TokenizerAsync(dl, o, null, null, folder, notes, progress, ct).ConfigureAwait(false);
-        return new ResolvedModel(e.Name, Path.Combine(folder, weightsName), config, vocab, source) { Notes = notes };
+        // Every model in the table uses OpenAI's BPE vocabulary, which ClipSharp has built in: no tokenizer files to fetch.
+        RemoveTokenizerLinks(folder);
+        return new ResolvedModel(e.Name, Path.Combine(folder, weightsName), config, null, source) { Notes = notes };
     }
 
     static async Task<ResolvedModel> ResolveHubAsync(ModelName.Hub h, HubDownloader dl, PretrainedOptions o, IProgress<DownloadProgress>? progress, CancellationToken ct)
@@ -365,7 +367,7 @@ public static partial class PretrainedResolver
             Directory.CreateDirectory(folder);
             Gather(folder, Path.GetFileName(weights), weights, OpenClipWeights);
             Gather(folder, OpenClipConfigFile, openClip, [OpenClipConfigFile]);
-            var vocab = await TokenizerAsync(dl, o, h.Repo, h.Revision, folder, notes, progress, ct).ConfigureAwait(false);
+            var vocab = await TokenizerAsync(dl, o, h.Repo, h.Revision, folder, progress, ct).ConfigureAwait(false);
             return new ResolvedModel(name, Path.Combine(folder, Path.GetFileName(weights)), Path.Combine(folder, OpenClipConfigFile), vocab,
                 $"{HubPrefix}{h.Repo}@{CommitOf(weights)}") { Notes = notes };
         }
@@ -375,21 +377,20 @@ public static partial class PretrainedResolver
                 : $"{name}: the repository has neither {OpenClipConfigFile} (OpenCLIP) nor config.json (transformers) at revision '{h.Revision}'");
         var hfWeights = await GetWeightsAsync(dl, h.Repo, h.Revision, TransformersWeights, progress, ct).ConfigureAwait(false);
         var extras = new List<string>();
-        foreach (var f in new[] { "preprocessor_config.json", "vocab.json", "merges.txt" })
+        foreach (var f in o.IncludeTokenizer ? ["preprocessor_config.json", "vocab.json", "merges.txt"] : new[] { "preprocessor_config.json" })
             if (await dl.GetHubFileAsync(h.Repo, h.Revision, f, required: false, progress, ct).ConfigureAwait(false) is { } p) extras.Add(p);
         string snapshot = Path.GetDirectoryName(config)!;
         bool together = Path.GetDirectoryName(hfWeights) == snapshot && extras.All(p => Path.GetDirectoryName(p) == snapshot);
         bool hasVocab = extras.Any(p => Path.GetFileName(p) == "vocab.json") && extras.Any(p => Path.GetFileName(p) == "merges.txt");
         string source = $"{HubPrefix}{h.Repo}@{CommitOf(config)}";
-        if (together && (hasVocab || !o.IncludeTokenizer))
+        if (together)
             return new ResolvedModel(name, snapshot, null, hasVocab ? snapshot : null, source) { Notes = notes };
-        // Files from different commits, or a tokenizer from elsewhere: gather links in one folder.
+        // Files from different commits (the branch moved between requests): gather links in one folder.
         Directory.CreateDirectory(folder);
         Gather(folder, "config.json", config, ["config.json"]);
         Gather(folder, Path.GetFileName(hfWeights), hfWeights, TransformersWeights);
         foreach (var p in extras) Gather(folder, Path.GetFileName(p), p, [Path.GetFileName(p)]);
-        var vocabDir = hasVocab ? folder : await TokenizerAsync(dl, o, null, null, folder, notes, progress, ct).ConfigureAwait(false);
-        return new ResolvedModel(name, folder, null, vocabDir, source) { Notes = notes };
+        return new ResolvedModel(name, folder, null, hasVocab ? folder : null, source) { Notes = notes };
     }
 
     /// <summary>The first weights file that is cached, else the first the repository has (the last name is required).</summary>
@@ -411,31 +412,33 @@ public static partial class PretrainedResolver
         }
     }
 
-    /// <summary>vocab.json and merges.txt, from <paramref name="repo"/> when it has them, else from <see cref="PretrainedModels.TokenizerRepository"/>,
-    /// linked into <paramref name="folder"/>; null (with a note) when they cannot be had.</summary>
-    static async Task<string?> TokenizerAsync(HubDownloader dl, PretrainedOptions o, string? repo, string? revision, string folder, List<string> notes,
+    /// <summary>The repository's own vocab.json and merges.txt linked into <paramref name="folder"/>, or null when it has none
+    /// (its models then use the built-in OpenAI vocabulary, as OpenCLIP's do).</summary>
+    static async Task<string?> TokenizerAsync(HubDownloader dl, PretrainedOptions o, string repo, string revision, string folder,
         IProgress<DownloadProgress>? progress, CancellationToken ct)
     {
-        if (!o.IncludeTokenizer) return null;
-        try
+        if (o.IncludeTokenizer)
         {
-            foreach (var (r, rev) in new[] { (repo, revision), (PretrainedModels.TokenizerRepository, "main") })
+            var vocab = await dl.GetHubFileAsync(repo, revision, "vocab.json", required: false, progress, ct).ConfigureAwait(false);
+            var merges = vocab is null ? null : await dl.GetHubFileAsync(repo, revision, "merges.txt", required: false, progress, ct).ConfigureAwait(false);
+            if (vocab is not null && merges is not null)
             {
-                if (r is null) continue;
-                var vocab = await dl.GetHubFileAsync(r, rev!, "vocab.json", required: false, progress, ct).ConfigureAwait(false);
-                var merges = vocab is null ? null : await dl.GetHubFileAsync(r, rev!, "merges.txt", required: false, progress, ct).ConfigureAwait(false);
-                if (vocab is null || merges is null) continue;
                 Gather(folder, "vocab.json", vocab, ["vocab.json"]);
                 Gather(folder, "merges.txt", merges, ["merges.txt"]);
                 return folder;
             }
-            notes.Add($"no tokenizer files (vocab.json, merges.txt) in {repo ?? PretrainedModels.TokenizerRepository}{(repo is null ? "" : " or " + PretrainedModels.TokenizerRepository)}{(o.Offline ? " in the cache" : "")}");
         }
-        catch (HubException e)
-        {
-            notes.Add($"tokenizer files not fetched: {e.Message}");
-        }
+        RemoveTokenizerLinks(folder);
         return null;
+    }
+
+    static void RemoveTokenizerLinks(string folder)
+    {
+        foreach (var f in new[] { "vocab.json", "merges.txt" })
+        {
+            var p = Path.Combine(folder, f);
+            if (File.Exists(p) || new FileInfo(p).LinkTarget is not null) File.Delete(p);
+        }
     }
 
     /// <summary>Links <paramref name="target"/> into the model folder as <paramref name="linkName"/>, removing the other names of the same role.</summary>

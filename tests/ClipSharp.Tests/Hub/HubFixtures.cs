@@ -86,18 +86,14 @@ internal static class HubFixtures
         finally { File.Delete(tmp); }
     });
 
-    /// <summary>Adds the OpenCLIP-layout repository (and the tokenizer repository) to a server.</summary>
+    /// <summary>Adds the OpenCLIP-layout repository to a server, with tokenizer files as the LAION repositories have them.</summary>
     public static void AddOpenClipRepo(LoopbackHub hub, string repo = OpenClipRepo, bool withTokenizer = true)
     {
         hub.Add(repo, "open_clip_config.json", OpenClipConfig);
         hub.Add(repo, "open_clip_model.safetensors", Weights);
-        if (withTokenizer) AddTokenizerRepo(hub);
-    }
-
-    public static void AddTokenizerRepo(LoopbackHub hub)
-    {
-        hub.Add(PretrainedModels.TokenizerRepository, "vocab.json", Tokenizer.Vocab);
-        hub.Add(PretrainedModels.TokenizerRepository, "merges.txt", Tokenizer.Merges);
+        if (!withTokenizer) return;
+        hub.Add(repo, "vocab.json", Tokenizer.Vocab);
+        hub.Add(repo, "merges.txt", Tokenizer.Merges);
     }
 
     public static void AddHfRepo(LoopbackHub hub, string repo = HfRepo)

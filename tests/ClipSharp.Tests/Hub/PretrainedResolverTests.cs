@@ -39,8 +39,8 @@ public class PretrainedResolverTests
         Assert.Contains(progress, p => p.File.EndsWith("open_clip_model.safetensors", StringComparison.Ordinal) && p.BytesDone == HubFixtures.Weights.Length && p.TotalBytes == HubFixtures.Weights.Length);
 
         HubFixtures.AssertLoadsGoldenModel(r.CheckpointPath);
-        // The tokenizer came from the shared tokenizer repository and sits beside the weights.
-        Assert.NotNull(r.VocabularyPath);
+        // The repository's tokenizer files sit beside the weights, where the vocabulary locator looks first.
+        Assert.Equal(Path.GetDirectoryName(r.CheckpointPath), r.VocabularyPath);
         var tok = VocabularyLocator.Load(null, r.CheckpointPath);
         var reference = ClipTokenizer.FromBpeFile(Golden.Path("bpe_simple_vocab_16e6.txt.gz"));
         Assert.Equal(reference.Tokenize("a photo of a cat."), tok.Tokenize("a photo of a cat."));
@@ -316,7 +316,6 @@ public class PretrainedResolverTests
         var geluConfig = System.Text.Encoding.UTF8.GetString(HubFixtures.OpenClipConfig).Replace("\"quick_gelu\":true,", "", StringComparison.Ordinal);
         hub.Add("clipsharp-test/table-model", "open_clip_config.json", System.Text.Encoding.UTF8.GetBytes(geluConfig));
         hub.Add("clipsharp-test/table-model", "open_clip_model.safetensors", HubFixtures.Weights);
-        HubFixtures.AddTokenizerRepo(hub);
         using var tmp = new TestUtil.TempDir();
         var o = TestTable(HubFixtures.Options(hub, tmp.Path), new PretrainedWeights("vit-small-test", "golden", "clipsharp-test/table-model", QuickGelu: true));
 
@@ -325,7 +324,9 @@ public class PretrainedResolverTests
         Assert.Equal(Path.Combine(o.ClipSharpCacheDir, "pretrained", "vit-small-test--golden", "open_clip_model.safetensors"), r.CheckpointPath);
         Assert.Equal(Path.Combine(Path.GetDirectoryName(r.CheckpointPath)!, "open_clip_config.json"), r.ConfigPath);
         Assert.Contains("\"quick_gelu\": true", File.ReadAllText(r.ConfigPath!));
-        Assert.Equal(Path.GetDirectoryName(r.CheckpointPath), r.VocabularyPath);
+        // The table's models use OpenAI's vocabulary, which is built in: no tokenizer request.
+        Assert.Null(r.VocabularyPath);
+        Assert.DoesNotContain(hub.Log, q => q.Path.EndsWith("vocab.json", StringComparison.Ordinal));
         HubFixtures.AssertLoadsGoldenModel(r.CheckpointPath);
     }
 
@@ -333,7 +334,6 @@ public class PretrainedResolverTests
     public void ReleaseUrlIsTheSecondSourceWithItsSha256Checked()
     {
         using var hub = new LoopbackHub();
-        HubFixtures.AddTokenizerRepo(hub);
         string sha = LoopbackHub.Sha256(HubFixtures.JitWeights);
         hub.AddRaw($"/clip/models/{sha}/vit_small.pt", HubFixtures.JitWeights);
         using var tmp = new TestUtil.TempDir();

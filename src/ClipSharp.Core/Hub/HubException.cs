@@ -21,9 +21,9 @@ public enum HubErrorKind
 
 /// <summary>
 /// A pretrained model could not be resolved or downloaded. The message is one line for the user: it names the model,
-/// the file or URL and what to do (set <c>HF_TOKEN</c>, check the name, go online). Derives from <see cref="IOException"/>.
+/// the file or URL and what to do (set <c>HF_TOKEN</c>, check the name, go online). Derives from <see cref="ClipSharpException"/>.
 /// </summary>
-public sealed class HubException : IOException
+public sealed class HubException : ClipSharpException
 {
     /// <summary>Creates the exception.</summary>
     public HubException(HubErrorKind kind, string message, Exception? inner = null) : base(message, inner) => Kind = kind;

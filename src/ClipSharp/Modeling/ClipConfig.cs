@@ -187,8 +187,9 @@ public sealed record ClipConfig(
     public void Validate(string source = "config")
     {
         void Check(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
-        // Zero or negative sizes: torch refuses negative dimensions and a zero-size convolution or embedding, and a zero
-        // embed_dim gives empty features whose normalisation is 0/0 (NaN logits).
+        // Zero or negative sizes: torch refuses negative dimensions; with a zero image_resolution, vision_width (0 heads),
+        // context_length or vocab_size the reference's forward fails (nothing to convolve, split or pool at, no token
+        // to look up), and a zero embed_dim gives empty features whose normalisation is 0/0 (NaN logits).
         Check(EmbedDim > 0 && ImageResolution > 0 && VisionWidth > 0 && ContextLength > 0 && VocabSize > 0,
             $"sizes must be positive (embed_dim {EmbedDim}, image_resolution {ImageResolution}, vision_width {VisionWidth}, context_length {ContextLength}, vocab_size {VocabSize})");
         // nn.MultiheadAttention asserts that the width splits into the heads (and divides by their count).

@@ -131,13 +131,18 @@ public sealed class TrainingRun : IDisposable
             if (stale > 0) OnLog?.Invoke($"removed {stale} temporary file(s) left by an interrupted run");
             AtomicFile.WriteAllText(Path.Combine(RunDirectory, "config.resolved.json"), cfg.ToJson());
         }
+        FailPoints.Reach(FailPoints.Start);
 
         TrainingCheckpoint? ckpt = null;
         if (resume is not null && lead)
         {
             string? path = resume == "latest" ? Store.Latest() : ResolvePath(resume);
             if (path is null) OnLog?.Invoke("resume: no checkpoint yet, starting fresh");
-            else ckpt = CheckpointStore.Load(path);
+            else
+            {
+                ckpt = CheckpointStore.Load(path);
+                FailPoints.Reach(FailPoints.Resumed);
+            }
         }
         try
         {
@@ -199,6 +204,7 @@ public sealed class TrainingRun : IDisposable
             IReadOnlyDictionary<string, double> lastVal = new Dictionary<string, double>();
             double sps = 0;
             model.train();
+            FailPoints.Reach(FailPoints.Ready);
             while (trainer.StepCount < total)
             {
                 cancel.ThrowIfCancellationRequested();
@@ -212,6 +218,7 @@ public sealed class TrainingRun : IDisposable
                     r = trainer.Step(pixels, ids);
                 }
                 dataPosition = batch.EndPosition;
+                FailPoints.Reach(FailPoints.StepComputed, r.Step);
                 long done = trainer.StepCount - startStep;
                 sps = done * (double)cfg.Data.BatchSize / clock.Elapsed.TotalSeconds;
                 var eta = TimeSpan.FromSeconds((total - trainer.StepCount) * clock.Elapsed.TotalSeconds / done);
@@ -223,6 +230,7 @@ public sealed class TrainingRun : IDisposable
                         ["train/loss"] = r.Loss, ["train/lr"] = r.Lr, ["train/logit_scale"] = r.LogitScale,
                         ["train/grad_norm"] = r.GradNorm, ["train/samples_per_s"] = sps, ["train/skipped"] = loader.SkippedTotal,
                     });
+                FailPoints.Reach(FailPoints.StepLogged, r.Step);
                 bool evalNow = validator is { HasWork: true } && (last || (cfg.Output.EvalEvery > 0 && trainer.StepCount % cfg.Output.EvalEvery == 0));
                 if (evalNow)
                 {

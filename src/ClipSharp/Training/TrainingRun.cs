@@ -53,7 +53,7 @@ public sealed class TrainingRun : IDisposable
     {
         cfg = config;
         this.baseDirectory = baseDirectory;
-        this.tokenizer = tokenizer ?? VocabularyLocator.Load(ResolvePath(cfg.Data.Vocab));
+        this.tokenizer = tokenizer ?? LoadVocabulary();
         this.sources = sources ?? cfg.Data.Train.Select(s => PairSource.Open(s, baseDirectory)).ToList();
         if (this.sources.Count == 0) throw new InvalidDataException("data.train lists no sources");
         valSource = validation ?? (cfg.Data.Val is { } v ? PairSource.Open(v, baseDirectory) : null);
@@ -83,6 +83,19 @@ public sealed class TrainingRun : IDisposable
 
     /// <summary>The training sources.</summary>
     public IReadOnlyList<PairSource> Sources => sources;
+
+    /// <summary>
+    /// <c>data.vocab</c>; without it, the vocabulary of <c>model.init_from</c> (recorded in or kept beside a checkpoint
+    /// ClipSharp wrote), else the defaults of <see cref="VocabularyLocator"/>.
+    /// </summary>
+    private ClipTokenizer LoadVocabulary()
+    {
+        if (cfg.Data.Vocab is not null || cfg.Model.InitFrom is null) return VocabularyLocator.Load(ResolvePath(cfg.Data.Vocab));
+        string init = ResolvePath(cfg.Model.InitFrom)!;
+        VocabularyRecord? declared = File.Exists(init) && init.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
+            ? VocabularyRecord.FromMetadata(SafeTensors.ReadHeader(init).Metadata, init) : null;
+        return VocabularyLocator.Load(null, init, declared);
+    }
 
     private string? ResolvePath(string? p) => p is null ? null : Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(baseDirectory, p));
 
@@ -130,6 +143,8 @@ public sealed class TrainingRun : IDisposable
             int stale = AtomicFile.RemoveStale(RunDirectory) + AtomicFile.RemoveStale(Store.Directory, stagedCheckpoints: true);
             if (stale > 0) OnLog?.Invoke($"removed {stale} temporary file(s) left by an interrupted run");
             AtomicFile.WriteAllText(Path.Combine(RunDirectory, "config.resolved.json"), cfg.ToJson());
+            // The weights written here record their vocabulary; a copy of it beside them lets them load with no flags.
+            VocabularyLocator.SaveBeside(tokenizer, RunDirectory);
         }
         FailPoints.Reach(FailPoints.Start);
 
@@ -148,6 +163,7 @@ public sealed class TrainingRun : IDisposable
         {
             torch.manual_seed(cfg.Seed);
             using var model = BuildModel(ckpt);
+            model.Vocabulary = tokenizer.Vocabulary; // recorded in best/final.safetensors by Save
             var arch = model.Config;
             if (lead) AtomicFile.WriteAllText(Path.Combine(RunDirectory, "model.config.json"), arch.ToJson());
             var frozen = Freezing.Apply(model, cfg.Freeze);
@@ -293,6 +309,10 @@ public sealed class TrainingRun : IDisposable
 
     private (long[] DataPositions, double Best) Restore(TrainingCheckpoint ckpt, ClipTrainer trainer, int world)
     {
+        // The token embedding's rows mean the tokens of the vocabulary the checkpoint was trained with.
+        if (VocabularyRecord.FromMetadata(ckpt.Metadata, ckpt.Path) is { } trained && !trained.SameContent(tokenizer.Vocabulary))
+            throw new InvalidDataException(
+                $"{ckpt.Path}: trained with the vocabulary {trained}, but this run tokenizes with {tokenizer.Source} ({tokenizer.Vocabulary}); set data.vocab to the checkpoint's vocabulary");
         int saved = ckpt.Metadata.TryGetValue("world_size", out var ws) ? int.Parse(ws, CultureInfo.InvariantCulture) : 1;
         if (saved != world)
             throw new InvalidDataException(
@@ -340,6 +360,7 @@ public sealed class TrainingRun : IDisposable
             ["model_config"] = trainer.Model.Config.ToJson(),
             ["train_config"] = cfg.ToJson(),
             [ClipModel.ConfigMetadataKey] = trainer.Model.Config.ToJson(),
+            [VocabularyRecord.MetadataKey] = tokenizer.Vocabulary.ToJson(),
         };
         if (!double.IsNaN(best)) meta["best"] = best.ToString("R", CultureInfo.InvariantCulture);
         if (dataPositions.Length > 1)

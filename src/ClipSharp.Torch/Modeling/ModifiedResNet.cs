@@ -150,6 +150,9 @@ public sealed class ModifiedResNet : ImageTower
         layer2 = Stage(width * 2, layers[1], 2);
         layer3 = Stage(width * 4, layers[2], 2);
         layer4 = Stage(width * 8, layers[3], 2);
+        // As the reference: (resolution // 32)² + 1 positions. The stem convolution rounds odd sides up and every 2×2
+        // average pool (stem, anti-aliased bottlenecks, shortcuts) rounds down, so the grid reaching the pool is
+        // ClipConfig.ResNetGrid(resolution), which equals resolution // 32 except when resolution % 32 == 31.
         attnpool = new AttentionPool2d(inputResolution / 32, width * 32, heads, outputDim);
         RegisterComponents();
         s1 = new ConvBn(conv1, bn1);

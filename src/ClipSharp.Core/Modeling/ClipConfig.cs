@@ -174,7 +174,7 @@ public sealed record ClipConfig(
     }
 
     /// <summary>
-    /// Checks that the sizes make a model the reference constructs and runs; throws <see cref="InvalidDataException"/>
+    /// Checks that the sizes make a model the reference constructs and runs; throws <see cref="ClipSharpException"/>
     /// naming the source otherwise.
     /// </summary>
     /// <remarks>
@@ -186,7 +186,7 @@ public sealed record ClipConfig(
     /// </remarks>
     public void Validate(string source = "config")
     {
-        void Check(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
+        void Check(bool ok, string what) { if (!ok) throw new ClipSharpException($"{source}: {what}"); }
         // Zero or negative sizes: torch refuses negative dimensions; with a zero image_resolution, vision_width (0 heads),
         // context_length or vocab_size the reference's forward fails (nothing to convolve, split or pool at, no token
         // to look up), and a zero embed_dim gives empty features whose normalisation is 0/0 (NaN logits).

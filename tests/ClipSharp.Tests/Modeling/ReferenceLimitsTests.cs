@@ -112,7 +112,7 @@ public class ReferenceLimitsTests
     public void ResNetBelow31PxIsRefused(int resolution)
     {
         var json = ResNet(resolution).ToJson();
-        var e = Assert.Throws<InvalidDataException>(() => ClipConfig.FromJson(json, "rn.json"));
+        var e = Assert.Throws<ClipSharpException>(() => ClipConfig.FromJson(json, "rn.json"));
         Assert.StartsWith("rn.json: ResNet image_resolution " + resolution + " is below 31 px", e.Message);
         Assert.Contains("average pool", e.Message);
     }
@@ -123,7 +123,7 @@ public class ReferenceLimitsTests
     [InlineData(127, 4, 3)]
     public void ResNetWhoseGridOutgrowsItsPositionsIsRefused(int resolution, int grid, int positions)
     {
-        var e = Assert.Throws<InvalidDataException>(() => ResNet(resolution).Validate("rn.json"));
+        var e = Assert.Throws<ClipSharpException>(() => ResNet(resolution).Validate("rn.json"));
         Assert.StartsWith($"rn.json: ResNet image_resolution {resolution} leaves a {grid}×{grid} grid", e.Message);
         Assert.Contains($"positions for {positions}×{positions}", e.Message);
         Assert.Contains($"{resolution - 1} or {resolution + 1} px work", e.Message);
@@ -134,10 +134,10 @@ public class ReferenceLimitsTests
     [Fact]
     public void VitSmallerThanOnePatchOrWithoutAPatchIsRefused()
     {
-        var e = Assert.Throws<InvalidDataException>(() => Vit(15, 16).Validate("vit.json"));
+        var e = Assert.Throws<ClipSharpException>(() => Vit(15, 16).Validate("vit.json"));
         Assert.Equal("vit.json: image_resolution 15 is smaller than one patch (vision_patch_size 16): the patch convolution has no output", e.Message);
-        Assert.Contains("vision_patch_size 0 must be positive", Assert.Throws<InvalidDataException>(() => Vit(16, 0).Validate()).Message);
-        Assert.Contains("vision_patch_size -4 must be positive", Assert.Throws<InvalidDataException>(() => Vit(16, -4).Validate()).Message);
+        Assert.Contains("vision_patch_size 0 must be positive", Assert.Throws<ClipSharpException>(() => Vit(16, 0).Validate()).Message);
+        Assert.Contains("vision_patch_size -4 must be positive", Assert.Throws<ClipSharpException>(() => Vit(16, -4).Validate()).Message);
     }
 
     [Fact]
@@ -188,7 +188,7 @@ public class ReferenceLimitsTests
         static bool Accepts(ClipConfig c)
         {
             try { c.Validate(); return true; }
-            catch (InvalidDataException) { return false; }
+            catch (ClipSharpException) { return false; }
         }
     }
 
@@ -231,7 +231,7 @@ public class ReferenceLimitsTests
         // A 31-px ResNet has one position row: build_model would infer 0 px.
         using var small = new ClipModel(ResNet(31));
         using var weights = small.ExportStateDict();
-        var e = Assert.Throws<InvalidDataException>(() => ArchitectureInference.Infer(weights));
+        var e = Assert.Throws<ClipSharpException>(() => ArchitectureInference.Infer(weights));
         Assert.Contains("single row", e.Message);
         Assert.Contains("pass the config JSON", e.Message);
     }

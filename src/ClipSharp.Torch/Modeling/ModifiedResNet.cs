@@ -87,7 +87,8 @@ internal sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
     {
         this.heads = heads;
         using Scalar root = Math.Sqrt(embedDim).ToScalar();
-        positional_embedding = nn.Parameter(torch.randn(spatialDim * spatialDim + 1, embedDim).div(root));
+        using var draw = torch.randn(spatialDim * spatialDim + 1, embedDim); // held: no dispose scope here (see VisionTransformer)
+        positional_embedding = nn.Parameter(draw.div(root));
         k_proj = nn.Linear(embedDim, embedDim);
         q_proj = nn.Linear(embedDim, embedDim);
         v_proj = nn.Linear(embedDim, embedDim);

@@ -36,12 +36,17 @@ public sealed class VisionTransformer : ImageTower
         int grid = inputResolution / patchSize;
         using Scalar scale = Math.Pow(width, -0.5).ToScalar();
         conv1 = nn.Conv2d(3, width, kernel_size: patchSize, stride: patchSize, bias: false);
-        class_embedding = nn.Parameter(torch.randn(width).mul(scale));
-        positional_embedding = nn.Parameter(torch.randn(grid * grid + 1, width).mul(scale));
+        // Constructors run outside any dispose scope: a temporary that only feeds the next call is unreachable during
+        // that native call, and a collection then would free it under libtorch. Held locals stay alive until disposed.
+        using var classDraw = torch.randn(width);
+        using var positionDraw = torch.randn(grid * grid + 1, width);
+        class_embedding = nn.Parameter(classDraw.mul(scale));
+        positional_embedding = nn.Parameter(positionDraw.mul(scale));
         ln_pre = new ClipLayerNorm(width);
         transformer = new Transformer(width, layers, heads, causal: false, mlpWidth, activation);
         ln_post = new ClipLayerNorm(width);
-        proj = nn.Parameter(torch.randn(width, outputDim).mul(scale));
+        using var projDraw = torch.randn(width, outputDim); // drawn after the blocks, as before: same values per seed
+        proj = nn.Parameter(projDraw.mul(scale));
         RegisterComponents();
         transformer.BlockProbe = (i, t) => Report($"visual.transformer.resblocks.{i}.out", t);
     }

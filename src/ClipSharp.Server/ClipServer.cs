@@ -95,6 +95,17 @@ public sealed class ClipServer : IAsyncDisposable
                 doc.Info.Version = "1";
                 doc.Info.Description = "Image search and zero-shot classification over ClipSharp indexes (clip serve). Errors are {\"error\": \"...\"} with a 4xx status.";
                 return Task.CompletedTask;
+            }).AddOperationTransformer(async (operation, context, ct) =>
+            {
+                // Minimal APIs record one request body per route; the two POST routes take JSON as well as multipart.
+                var jsonBody = context.Description.RelativePath switch
+                {
+                    "api/search" when context.Description.HttpMethod == "POST" => typeof(SearchRequest),
+                    "api/classify" => typeof(ClassifyRequest),
+                    _ => null,
+                };
+                if (jsonBody is not null && operation.RequestBody?.Content is { } content)
+                    content["application/json"] = new Microsoft.OpenApi.OpenApiMediaType { Schema = await context.GetOrCreateSchemaAsync(jsonBody, null, ct).ConfigureAwait(false) };
             }));
 
             var app = builder.Build();

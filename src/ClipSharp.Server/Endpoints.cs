@@ -31,13 +31,11 @@ internal sealed class Endpoints(IndexCatalog catalog, ServeOptions options, Thum
             .Produces<SearchResponse>().Produces<ErrorResponse>(400).Produces<ErrorResponse>(404);
         app.MapPost("/api/search", (Func<HttpContext, Task<IResult>>)SearchPost)
             .WithSummary("Search by an uploaded image (multipart 'image'), or by JSON: base64 image, embedding, text, image_url or similar")
-            .Accepts<SearchRequest>("application/json")
-            .Accepts<ImageSearchForm>("multipart/form-data")
+            .Accepts<ImageSearchForm>("multipart/form-data", "application/json")
             .Produces<SearchResponse>().Produces<ErrorResponse>(400).Produces<ErrorResponse>(403).Produces<ErrorResponse>(413).Produces<ErrorResponse>(415);
         app.MapPost("/api/classify", (Func<HttpContext, Task<IResult>>)Classify)
             .WithSummary("Zero-shot classification of an image over labels (multipart 'image' + 'labels' one per line, or JSON)")
-            .Accepts<ClassifyRequest>("application/json")
-            .Accepts<ClassifyForm>("multipart/form-data")
+            .Accepts<ClassifyForm>("multipart/form-data", "application/json")
             .Produces<ClassifyResponse>().Produces<ErrorResponse>(400).Produces<ErrorResponse>(413).Produces<ErrorResponse>(415);
         app.MapGet("/api/thumbnail", Thumbnail)
             .WithSummary("A JPEG thumbnail of an indexed image (path as in a result)")

@@ -123,12 +123,12 @@ internal sealed class Endpoints(IndexCatalog catalog, ServeOptions options, Thum
                 text = text.Trim();
                 if (text.Length == 0) throw ApiError.BadRequest("'text' is empty");
                 if (text.Length > MaxTextLength) throw ApiError.BadRequest($"'text' is longer than {MaxTextLength} characters");
-                query = idx.Encoder.EmbedTexts([text])[0];
+                query = (await idx.Encoder.EmbedTexts([text], ct).ConfigureAwait(false))[0];
                 info = new QueryInfo("text", Text: text);
             }
             else if (image is not null)
             {
-                query = idx.Encoder.EmbedImage(image);
+                query = await idx.Encoder.EmbedImage(image, ct).ConfigureAwait(false);
                 info = new QueryInfo(r.ImageUrl is null ? "image" : "url", Path: r.ImageUrl);
             }
             else if (r.Embedding is { } e)
@@ -198,8 +198,8 @@ internal sealed class Endpoints(IndexCatalog catalog, ServeOptions options, Thum
         var idx = catalog.Acquire(index);
         try
         {
-            var embedding = idx.Encoder.EmbedImage(image);
-            var probs = idx.Encoder.Classify(embedding, labels, template);
+            var embedding = await idx.Encoder.EmbedImage(image, ct).ConfigureAwait(false);
+            var probs = await idx.Encoder.Classify(embedding, labels, template, ct).ConfigureAwait(false);
             var ranked = labels.Select((l, i) => new LabelProbability(l, probs[i])).OrderByDescending(p => p.Probability).ToList();
             return Results.Json(new ClassifyResponse(idx.Name, template, ranked), Json.Options);
         }

@@ -17,7 +17,8 @@ internal sealed class QueryEncoder : IDisposable
     readonly ClipModel model;
     readonly ClipTokenizer tokenizer;
     readonly ClipImagePreprocessor preprocessor;
-    readonly object forward = new();
+    // One forward at a time; waiters wait asynchronously, so that queued requests hold no thread-pool threads.
+    readonly SemaphoreSlim forward = new(1, 1);
 
     public QueryEncoder(ClipModel model, ClipTokenizer tokenizer, string checkpoint, long maxImagePixels)
     {
@@ -43,22 +44,25 @@ internal sealed class QueryEncoder : IDisposable
     public long Dim => model.Config.EmbedDim;
 
     /// <summary>Normalised text embeddings, one row per text.</summary>
-    public float[][] EmbedTexts(IReadOnlyList<string> texts)
+    public async Task<float[][]> EmbedTexts(IReadOnlyList<string> texts, CancellationToken ct = default)
     {
-        lock (forward)
+        await forward.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
             using var scope = NewDisposeScope();
             var f = nn.functional.normalize(model.EncodeTexts(texts, tokenizer), p: 2, dim: 1).contiguous();
             return Rows(f);
         }
+        finally { forward.Release(); }
     }
 
     /// <summary>The normalised embedding of an encoded image (JPEG, PNG, WebP, GIF, BMP).</summary>
     /// <exception cref="ImageDecodeException">Not a decodable image, or larger than the pixel limit.</exception>
-    public float[] EmbedImage(byte[] encoded)
+    public async Task<float[]> EmbedImage(byte[] encoded, CancellationToken ct = default)
     {
         var chw = preprocessor.Process(encoded, "upload");
-        lock (forward)
+        await forward.WaitAsync(ct).ConfigureAwait(false);
+        try
         {
             using var scope = NewDisposeScope();
             using var _ = torch.inference_mode();
@@ -66,13 +70,14 @@ internal sealed class QueryEncoder : IDisposable
             var f = nn.functional.normalize(model.EncodeImage(pixels), p: 2, dim: 1).contiguous();
             return Rows(f)[0];
         }
+        finally { forward.Release(); }
     }
 
     /// <summary>Zero-shot: softmax over the labels (each filled into <paramref name="template"/>) of the scaled cosine similarities.</summary>
-    public float[] Classify(float[] image, IReadOnlyList<string> labels, string? template)
+    public async Task<float[]> Classify(float[] image, IReadOnlyList<string> labels, string? template, CancellationToken ct = default)
     {
         var prompts = labels.Select(l => template is null ? l : PromptSets.Fill(template, l)).ToList();
-        var texts = EmbedTexts(prompts);
+        var texts = await EmbedTexts(prompts, ct).ConfigureAwait(false);
         var logits = new double[texts.Length];
         for (int i = 0; i < texts.Length; i++) logits[i] = LogitScale * Dot(image, texts[i]);
         double max = logits.Max(), sum = 0;
@@ -96,5 +101,9 @@ internal sealed class QueryEncoder : IDisposable
         return rows;
     }
 
-    public void Dispose() => model.Dispose();
+    public void Dispose()
+    {
+        model.Dispose();
+        forward.Dispose();
+    }
 }

@@ -59,7 +59,7 @@ internal sealed class IndexCatalog : IDisposable
                 catalog.slots.Add(slot);
                 var s = slot.Current;
                 options.Log?.Invoke($"{name}: {s.ServedCount} images from {path}" + (s.CaptionCount > 0 ? $", {s.CaptionCount} with captions" : "")
-                    + (s.OutsideCount > 0 ? $" ({s.OutsideCount} images outside the index's folder are not served)" : ""));
+                    + (s.OutsideCount > 0 ? $" ({s.OutsideCount} images whose files lie outside the index's folder are not served)" : ""));
             }
             if (options.WatchIndexes) foreach (var slot in catalog.slots) catalog.Watch(slot);
             return catalog;

@@ -34,9 +34,12 @@ internal sealed class ServedIndex
         Captions = new string?[index.Count];
         rowByKey = new Dictionary<string, int>(StringComparer.Ordinal);
         var outside = new List<long>();
+        var realDirs = new Dictionary<string, string>(StringComparer.Ordinal);
         for (int i = 0; i < index.Count; i++)
         {
             var key = ContainedPath.Key(Folder, index.Files[i].Path);
+            // Listed inside the folder but really elsewhere (a link pointing out, or a linked folder): not served either.
+            if (key is not null && !ResolvesInside(index.Files[i].Path, realDirs)) key = null;
             Keys[i] = key;
             if (key is null) { outside.Add(i); continue; }
             rowByKey[key] = i;
@@ -50,6 +53,20 @@ internal sealed class ServedIndex
             p.index_fill_(0, torch.tensor(outside.ToArray()), double.NegativeInfinity);
             penalty = p;
         }
+    }
+
+    /// <summary>Whether a file's real location is inside the real folder (a file that is gone counts as inside: it is answered with 404 later).
+    /// Folders are resolved once each, so that a million files cost a million lstat calls, not a realpath each.</summary>
+    bool ResolvesInside(string path, Dictionary<string, string> realDirs)
+    {
+        string dir = Path.GetDirectoryName(path)!;
+        try
+        {
+            if (!realDirs.TryGetValue(dir, out var realDir)) realDirs[dir] = realDir = ContainedPath.RealPath(dir);
+            string real = new FileInfo(path).LinkTarget is null ? Path.Combine(realDir, Path.GetFileName(path)) : ContainedPath.RealPath(path);
+            return ContainedPath.IsInside(real, RealFolder);
+        }
+        catch (IOException) { return false; }
     }
 
     public string Name { get; }

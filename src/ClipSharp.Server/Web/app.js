@@ -132,6 +132,7 @@
     img.src = r.thumbnail;
     img.alt = r.caption || r.path;
     img.loading = "lazy";
+    img.addEventListener("error", () => link.classList.add("missing"));
     link.append(img, el("span", "score", r.score.toFixed(3)), el("span", "rank", `#${r.rank}`));
     const caption = el("figcaption");
     const path = el("span", "path", r.path);

@@ -142,6 +142,7 @@ public class HostileInputTests(ServeFixture f, ITestOutputHelper output)
         yield return ("query: all-zero embedding", post, "/api/search", _ => JsonBody($"{{\"embedding\":[{string.Join(",", Enumerable.Repeat("0", 64))}]}}"), 400);
         yield return ("query: unknown index", get, "/api/search?text=a&index=nope", _ => null, 404);
         yield return ("query: similar to a path outside", get, "/api/search?similar=..%2Fsecret%2Fsecret.png", _ => null, 404);
+        yield return ("query: similar to a link pointing outside", get, "/api/search?similar=leak.png", _ => null, 404);
         yield return ("query: similar to a non-indexed file", get, "/api/search?similar=notes.txt", _ => null, 404);
         yield return ("form: unknown field", post, "/api/search", f => ServeFixture.Form(f.Shape(0), ("evil", "1")), 400);
         yield return ("route: unknown", get, "/api/nope", _ => null, 404);

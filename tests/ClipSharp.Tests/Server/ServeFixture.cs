@@ -12,7 +12,7 @@ namespace ClipSharp.Tests.Server;
 /// A real Kestrel on a free loopback port (port 0, the bound address read back) serving an index of 32 synthetic
 /// shapes (128 px, captioned "a red circle", …) embedded by the golden vit_small model, plus a second, smaller index.
 /// The folder also holds what must never be served: a text file, a symbolic link to an image outside, a linked folder
-/// pointing outside, and an image outside the index's folder that the index lists by absolute path.
+/// pointing outside (both indexed, neither served), and an image outside the folder that the index lists by absolute path.
 /// </summary>
 public sealed class ServeFixture : IAsyncLifetime
 {

@@ -128,12 +128,16 @@ internal sealed class IndexCatalog : IDisposable
         lock (encoderGate)
         {
             if (encoders.TryGetValue(key, out var existing)) return existing;
-            ClipTokenizer tokenizer;
-            try { tokenizer = VocabularyLocator.Load(options.VocabPath, model); }
-            catch (Exception e) when (e is FileNotFoundException or InvalidDataException or IOException) { throw new ServeException($"vocabulary: {e.Message}", e); }
             ClipModel m;
             try { m = ClipModel.Load(model, config); }
             catch (Exception e) when (e is InvalidDataException or IOException or NotSupportedException or ArgumentException) { throw new ServeException($"{model}: {e.Message}", e); }
+            ClipTokenizer tokenizer;
+            try { tokenizer = m.LoadTokenizer(options.VocabPath); }
+            catch (Exception e) when (e is VocabularyMismatchException or FileNotFoundException or InvalidDataException or IOException)
+            {
+                m.Dispose();
+                throw new ServeException($"vocabulary for {model}: {e.Message}", e);
+            }
             var encoder = new QueryEncoder(m, tokenizer, Path.GetFullPath(model), options.MaxImagePixels);
             encoders[key] = encoder;
             options.Log?.Invoke($"model {model}{(config is null ? "" : $" with {config}")}: {m.Config.EmbedDim}-wide embeddings");

@@ -21,27 +21,27 @@ internal sealed class Endpoints(IndexCatalog catalog, ServeOptions options, Thum
         app.MapGet("/app.css", () => Page("app.css")).ExcludeFromDescription();
         app.MapGet("/favicon.svg", () => Page("favicon.svg")).ExcludeFromDescription();
 
-        app.MapGet("/health", Health).WithSummary("Liveness, and what is served").Produces<HealthResponse>();
-        app.MapGet("/api/indexes", () => Results.Json(Infos(), Json.Options)).WithSummary("The served indexes")
+        app.MapGet("/health", Health).WithTags("service").WithSummary("Liveness, and what is served").Produces<HealthResponse>();
+        app.MapGet("/api/indexes", () => Results.Json(Infos(), Json.Options)).WithTags("service").WithSummary("The served indexes")
             .Produces<IReadOnlyList<IndexInfo>>();
 
         app.MapGet("/api/search", SearchGet)
-            .WithSummary("Search by text, or by an indexed image (more like this)")
+            .WithTags("search").WithSummary("Search by text, or by an indexed image (more like this)")
             .WithDescription("Exactly one of text and similar. Results are ranked by cosine similarity; page with offset and k.")
             .Produces<SearchResponse>().Produces<ErrorResponse>(400).Produces<ErrorResponse>(404);
         app.MapPost("/api/search", (Func<HttpContext, Task<IResult>>)SearchPost)
-            .WithSummary("Search by an uploaded image (multipart 'image'), or by JSON: base64 image, embedding, text, image_url or similar")
+            .WithTags("search").WithSummary("Search by an uploaded image (multipart 'image'), or by JSON: base64 image, embedding, text, image_url or similar")
             .Accepts<ImageSearchForm>("multipart/form-data", "application/json")
             .Produces<SearchResponse>().Produces<ErrorResponse>(400).Produces<ErrorResponse>(403).Produces<ErrorResponse>(413).Produces<ErrorResponse>(415);
         app.MapPost("/api/classify", (Func<HttpContext, Task<IResult>>)Classify)
-            .WithSummary("Zero-shot classification of an image over labels (multipart 'image' + 'labels' one per line, or JSON)")
+            .WithTags("zero-shot").WithSummary("Zero-shot classification of an image over labels (multipart 'image' + 'labels' one per line, or JSON)")
             .Accepts<ClassifyForm>("multipart/form-data", "application/json")
             .Produces<ClassifyResponse>().Produces<ErrorResponse>(400).Produces<ErrorResponse>(413).Produces<ErrorResponse>(415);
         app.MapGet("/api/thumbnail", Thumbnail)
-            .WithSummary("A JPEG thumbnail of an indexed image (path as in a result)")
+            .WithTags("images").WithSummary("A JPEG thumbnail of an indexed image (path as in a result)")
             .Produces(200, contentType: "image/jpeg").Produces<ErrorResponse>(404);
         app.MapGet("/api/image", Original)
-            .WithSummary("The indexed image file itself (path as in a result)")
+            .WithTags("images").WithSummary("The indexed image file itself (path as in a result)")
             .Produces(200, null, "image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp").Produces<ErrorResponse>(404);
     }
 

@@ -41,7 +41,8 @@ internal static class ContainedPath
     /// <exception cref="IOException">More than 40 links on the way (a loop).</exception>
     public static string RealPath(string path)
     {
-        var full = Path.GetFullPath(path);
+        // Not Path.GetFullPath: it removes ".." lexically, which is wrong after a link.
+        var full = Path.IsPathRooted(path) ? path : Path.Combine(Environment.CurrentDirectory, path);
         var root = Path.GetPathRoot(full)!;
         var pending = new List<string>(Split(full[root.Length..]));
         pending.Reverse(); // a stack: the next component is at the end

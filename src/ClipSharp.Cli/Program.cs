@@ -22,7 +22,9 @@ public static class Program
         {
             return BuildRoot().Parse(args).Invoke(config);
         }
-        catch (Exception e) when (e is CliException or ClipSharp.Training.Distributed.DistributedException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or NotSupportedException or IOException)
+        // The library's own errors are all ClipSharpException (bad files and settings, undecodable images, failed
+        // collectives); the BCL types cover what the operating system and the runtime's readers report.
+        catch (Exception e) when (e is CliException or ClipSharpException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or NotSupportedException or IOException)
         {
             Console.Error.WriteLine($"clip: error: {e.Message}");
             return e is CliException ce ? ce.ExitCode : 1;

@@ -15,7 +15,9 @@ internal readonly record struct Hit(int Row, float Score);
 /// </summary>
 internal sealed class ServedIndex
 {
-    readonly Tensor? penalty; // 0 for served rows, -inf for rows outside the folder; null when all are served
+    // Rooted for the process: a Scalar that nothing holds may be freed while libtorch still reads it (see TorchScalars).
+    static readonly Scalar NegativeInfinity = double.NegativeInfinity.ToScalar();
+    readonly Tensor? outsideRows; // rows that are never returned (their scores are set to -inf); null when all are served
     readonly Dictionary<string, int> rowByKey;
     int references = 1;
 
@@ -47,12 +49,7 @@ internal sealed class ServedIndex
         }
         ServedCount = index.Count - outside.Count;
         CaptionCount = Captions.Count(c => c is not null);
-        if (outside.Count > 0)
-        {
-            var p = torch.zeros(index.Count);
-            p.index_fill_(0, torch.tensor(outside.ToArray()), double.NegativeInfinity);
-            penalty = p;
-        }
+        if (outside.Count > 0) outsideRows = torch.tensor(outside.ToArray());
     }
 
     /// <summary>Whether a file's real location is inside the real folder (a file that is gone counts as inside: it is answered with 404 later).
@@ -90,7 +87,7 @@ internal sealed class ServedIndex
     {
         if (Interlocked.Decrement(ref references) == 0)
         {
-            penalty?.Dispose();
+            outsideRows?.Dispose();
             Index.Dispose();
         }
     }
@@ -133,7 +130,7 @@ internal sealed class ServedIndex
         using var scope = NewDisposeScope();
         using var _ = torch.inference_mode();
         var scores = Index.Embeddings.mv(torch.tensor(query));
-        if (penalty is not null) scores = scores.add(penalty);
+        if (outsideRows is not null) scores.index_fill_(0, outsideRows, NegativeInfinity);
         if (dedupThreshold is not { } threshold)
         {
             int m = Math.Min(need, n);

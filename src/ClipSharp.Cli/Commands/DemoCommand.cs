@@ -118,7 +118,7 @@ internal static class DemoCommand
             foreach (var o in overrides) ClipSharp.Training.TrainConfig.ApplyOverride(config, o, "clip demo --set");
             ClipSharp.Training.TrainConfig.FromNode((JsonObject)config.DeepClone(), null, "clip demo --set");
         }
-        catch (Exception e) when (e is ArgumentException or InvalidDataException)
+        catch (Exception e) when (e is ArgumentException or InvalidDataException or ClipSharpException)
         {
             throw new CliException(e.Message);
         }

@@ -36,7 +36,7 @@ internal static class EvalFewShotCommand
                 var testDs = EvalCommon.OpenLabeled(r.GetValue(test)!, cols with { ClassNames = trainDs.ClassNames });
                 FewShotResult result;
                 try { result = ev.FewShot(trainDs, testDs, ks, Enumerable.Range(0, n).ToList(), tpl, names, vf, r.GetValue(c)); }
-                catch (InvalidDataException e) { throw new CliException(e.Message); }
+                catch (Exception e) when (e is InvalidDataException or ClipSharpException) { throw new CliException(e.Message); }
                 var png = Path.Combine(outDir, "few_shot.png");
                 Plots.FewShot(png, result.Points.Select(p => p.K).ToList(), result.Points.Select(p => p.Mean).ToList(), result.Points.Select(p => p.StdDev).ToList(),
                     result.ZeroShotTop1, "Few-shot linear probe vs zero-shot");

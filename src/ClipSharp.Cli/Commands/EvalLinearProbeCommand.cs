@@ -31,7 +31,7 @@ internal static class EvalLinearProbeCommand
                 var valDs = r.GetValue(val) is string v ? EvalCommon.OpenLabeled(v, cols with { ClassNames = trainDs.ClassNames }) : null;
                 LinearProbeEvaluation result;
                 try { result = ev.LinearProbe(trainDs, testDs, valDs, vf, r.GetValue(seed), r.GetValue(c)); }
-                catch (InvalidDataException e) { throw new CliException(e.Message); }
+                catch (Exception e) when (e is InvalidDataException or ClipSharpException) { throw new CliException(e.Message); }
                 EvalReports.WriteJson(Path.Combine(outDir, "linear_probe.json"), "linear-probe", r.GetValue(common.Model),
                     new { train = r.GetValue(train), test = r.GetValue(test), val = r.GetValue(val), val_fraction = vf, seed = r.GetValue(seed), c = r.GetValue(c) }, result);
                 EvalCommon.Done(outDir, "linear_probe", EvalReports.Markdown(result, r.GetValue(common.Model)), common.IsQuiet(r));

@@ -39,7 +39,7 @@ internal static class EvalRobustnessCommand
                 for (int i = 1; i < paths.Length; i++) list.Add((names[i], EvalCommon.OpenLabeled(paths[i], cols with { ClassNames = first.ClassNames })));
                 RobustnessResult result;
                 try { result = ev.Robustness(list, tpl, cn, tf, seed: r.GetValue(seed), fixedC: r.GetValue(c)); }
-                catch (InvalidDataException e) { throw new CliException(e.Message); }
+                catch (Exception e) when (e is InvalidDataException or ClipSharpException) { throw new CliException(e.Message); }
                 var png = Path.Combine(outDir, "robustness.png");
                 Plots.Robustness(png, result.Domains.Select(d => d.Name).ToList(), result.Domains.Select(d => d.ZeroShotTop1).ToList(),
                     result.Domains.Select(d => d.ProbeTop1).ToList(), "Zero-shot vs linear probe across domains");

@@ -56,11 +56,11 @@ public class ArchitectureTests
     {
         var shapes = new Dictionary<string, long[]>(Shapes("ViT-B-32.json"));
         shapes["ln_final.weight"] = [32];
-        var e = Assert.Throws<InvalidDataException>(() => ArchitectureInference.Infer(shapes));
+        var e = Assert.Throws<ClipSharpException>(() => ArchitectureInference.Infer(shapes));
         Assert.Contains("config JSON", e.Message);
         Assert.Contains("32", e.Message);
         shapes.Remove("token_embedding.weight");
-        Assert.Contains("token_embedding.weight", Assert.Throws<InvalidDataException>(() => ArchitectureInference.Infer(shapes)).Message);
+        Assert.Contains("token_embedding.weight", Assert.Throws<ClipSharpException>(() => ArchitectureInference.Infer(shapes)).Message);
     }
 
     [Fact]

@@ -43,13 +43,13 @@ public class CheckpointLoaderTests(Xunit.Abstractions.ITestOutputHelper output)
             if (len >= bytes.Length) len = bytes.Length - 1;
             var path = dir.File($"cut{len}-{file}");
             File.WriteAllBytes(path, bytes[..len]);
-            var e = Assert.Throws<InvalidDataException>(() => CheckpointLoader.Load(path));
+            var e = Assert.Throws<ClipSharpException>(() => CheckpointLoader.Load(path));
             Assert.Contains(path, e.Message);
         }
         // Even one byte short is caught.
         var last = dir.File("minus1-" + file);
         File.WriteAllBytes(last, bytes[..^1]);
-        Assert.Contains(last, Assert.Throws<InvalidDataException>(() => CheckpointLoader.Load(last)).Message);
+        Assert.Contains(last, Assert.Throws<ClipSharpException>(() => CheckpointLoader.Load(last)).Message);
     }
 
     [Fact]
@@ -57,7 +57,7 @@ public class CheckpointLoaderTests(Xunit.Abstractions.ITestOutputHelper output)
     {
         // The io file is a well-formed safetensors file without CLIP weights.
         var path = Golden.Path("models", "vit_small.io.safetensors");
-        var e = Assert.Throws<InvalidDataException>(() => CheckpointLoader.Load(path));
+        var e = Assert.Throws<ClipSharpException>(() => CheckpointLoader.Load(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("not a CLIP checkpoint", e.Message);
         Assert.Contains("token_embedding.weight", e.Message);
@@ -71,7 +71,7 @@ public class CheckpointLoaderTests(Xunit.Abstractions.ITestOutputHelper output)
         var path = dir.File("old.pt");
         // What torch.save(_use_new_zipfile_serialization=False) starts with: a protocol-2 pickle of the magic number.
         File.WriteAllBytes(path, [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19, 0x2e]);
-        var e = Assert.Throws<InvalidDataException>(() => CheckpointLoader.Load(path));
+        var e = Assert.Throws<ClipSharpException>(() => CheckpointLoader.Load(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("old-format", e.Message);
         Assert.Contains("torch.save", e.Message);
@@ -83,7 +83,7 @@ public class CheckpointLoaderTests(Xunit.Abstractions.ITestOutputHelper output)
         using var dir = new TempDir();
         var path = dir.File("notes.txt");
         File.WriteAllText(path, "hello, this is not a checkpoint at all");
-        Assert.Contains(path, Assert.Throws<InvalidDataException>(() => CheckpointLoader.Load(path)).Message);
+        Assert.Contains(path, Assert.Throws<ClipSharpException>(() => CheckpointLoader.Load(path)).Message);
         Assert.Throws<FileNotFoundException>(() => CheckpointLoader.Load(dir.File("absent.pt")));
     }
 
@@ -94,7 +94,7 @@ public class CheckpointLoaderTests(Xunit.Abstractions.ITestOutputHelper output)
         CheckpointLoader.ValidateClipKeys(sd);
         sd.Remove("ln_final.weight");
         sd.Remove("visual.attnpool.c_proj.weight");
-        var e = Assert.Throws<InvalidDataException>(() => CheckpointLoader.ValidateClipKeys(sd, "x.safetensors"));
+        var e = Assert.Throws<ClipSharpException>(() => CheckpointLoader.ValidateClipKeys(sd, "x.safetensors"));
         Assert.Contains("ln_final.weight", e.Message);
         Assert.Contains("visual.attnpool.c_proj.weight", e.Message);
         Assert.Contains("x.safetensors", e.Message);

@@ -120,10 +120,10 @@ public class HuggingFaceLayoutTests
 
         // One tower GELU and the other QuickGELU (the default) cannot be built.
         File.WriteAllText(path, """{"vision_config":{"hidden_act":"gelu"}}""");
-        Assert.Contains("different activations", Assert.Throws<InvalidDataException>(() => HuggingFaceLayout.ReadConfig(path)).Message);
+        Assert.Contains("different activations", Assert.Throws<ClipSharpException>(() => HuggingFaceLayout.ReadConfig(path)).Message);
 
         File.WriteAllText(path, """{"vision_config":{"hidden_act":"gelu_new"},"text_config":{"hidden_act":"gelu_new"}}""");
-        var unknown = Assert.Throws<InvalidDataException>(() => HuggingFaceLayout.ReadConfig(path)).Message;
+        var unknown = Assert.Throws<ClipSharpException>(() => HuggingFaceLayout.ReadConfig(path)).Message;
         Assert.Contains("gelu_new", unknown);
         Assert.Contains(path, unknown);
     }
@@ -137,7 +137,7 @@ public class HuggingFaceLayoutTests
         using (var hf = HuggingFaceLayout.FromOpenAI(oa, cfg))
         {
             // Hugging Face checkpoints often carry position_ids buffers; they are dropped.
-            hf.Add("text_model.embeddings.position_ids", arange(77, ScalarType.Int64).unsqueeze(0));
+            hf.Add("text_model.embeddings.position_ids", tensor(Enumerable.Range(0, 77).Select(i => (long)i).ToArray()).unsqueeze(0));
             SafeTensors.Save(dir.File("model.safetensors"), hf, new Dictionary<string, string> { ["format"] = "pt" });
         }
         HuggingFaceLayout.WriteConfig(cfg, dir.File("config.json"));
@@ -159,9 +159,9 @@ public class HuggingFaceLayoutTests
         using var oa = SafeTensors.Load(Golden.Path("models", "vit_small.safetensors"));
         using var hf = HuggingFaceLayout.FromOpenAI(oa, VitSmallConfig());
         hf.Add("vision_model.some_new_thing", ones(1));
-        Assert.Contains("some_new_thing", Assert.Throws<InvalidDataException>(() => HuggingFaceLayout.ToOpenAI(hf)).Message);
+        Assert.Contains("some_new_thing", Assert.Throws<ClipSharpException>(() => HuggingFaceLayout.ToOpenAI(hf)).Message);
         hf.Remove("vision_model.some_new_thing");
         hf.Remove("vision_model.post_layernorm.weight");
-        Assert.Contains("post_layernorm.weight", Assert.Throws<InvalidDataException>(() => HuggingFaceLayout.ToOpenAI(hf)).Message);
+        Assert.Contains("post_layernorm.weight", Assert.Throws<ClipSharpException>(() => HuggingFaceLayout.ToOpenAI(hf)).Message);
     }
 }

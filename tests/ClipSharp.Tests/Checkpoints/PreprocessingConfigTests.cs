@@ -91,7 +91,7 @@ public class PreprocessingConfigTests
         var weights = BareWeights(tmp["hub"], model);
         var cfg = Path.Combine(tmp["hub"], OpenClipConfig.HubConfigFileName);
         File.WriteAllText(cfg, json);
-        var e = Assert.Throws<InvalidDataException>(() => ClipModel.Load(weights).Dispose());
+        var e = Assert.Throws<ClipSharpException>(() => ClipModel.Load(weights).Dispose());
         Assert.Contains(expected, e.Message);
         Assert.Contains(cfg, e.Message);
     }

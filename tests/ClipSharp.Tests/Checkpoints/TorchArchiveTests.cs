@@ -109,7 +109,7 @@ public class TorchArchiveTests
         var p = new PickleWriter().Global(module, name).Mark().Str($"touch {marker}").Tuple().Reduce().Stop().ToArray();
         var path = dir.File("evil.pt");
         WriteTorchZip(path, p, new Dictionary<string, byte[]>());
-        var e = Assert.Throws<InvalidDataException>(() => CheckpointLoader.Load(path));
+        var e = Assert.Throws<ClipSharpException>(() => CheckpointLoader.Load(path));
         Assert.Contains($"{module}.{name}", e.Message);
         Assert.Contains(path, e.Message);
         Assert.Contains("refusing to load", e.Message);
@@ -124,13 +124,13 @@ public class TorchArchiveTests
         var p = new PickleWriter().Str("posix").Str("system").Op((byte)0x93).Mark().Str("id").Tuple().Reduce().Stop().ToArray();
         var path = dir.File("evil4.pt");
         WriteTorchZip(path, p, new Dictionary<string, byte[]>());
-        var e = Assert.Throws<InvalidDataException>(() => TorchArchive.Load(path));
+        var e = Assert.Throws<ClipSharpException>(() => TorchArchive.Load(path));
         Assert.Contains("posix.system", e.Message);
 
         // Calling a plain string (not a global) is refused too.
         p = new PickleWriter().Str("os.system").Mark().Str("id").Tuple().Reduce().Stop().ToArray();
         WriteTorchZip(path, p, new Dictionary<string, byte[]>());
-        e = Assert.Throws<InvalidDataException>(() => TorchArchive.Load(path));
+        e = Assert.Throws<ClipSharpException>(() => TorchArchive.Load(path));
         Assert.Contains("refusing to load", e.Message);
     }
 
@@ -140,18 +140,18 @@ public class TorchArchiveTests
         using var dir = new TempDir();
         var path = dir.File("nodata.pt");
         WriteTorchZip(path, [], new Dictionary<string, byte[]> { ["0"] = new byte[4] }, includeDataPkl: false);
-        var e = Assert.Throws<InvalidDataException>(() => CheckpointLoader.Load(path));
+        var e = Assert.Throws<ClipSharpException>(() => CheckpointLoader.Load(path));
         Assert.Contains(path, e.Message);
         Assert.Contains("data.pkl", e.Message);
 
         var p = new PickleWriter().EmptyDict().Str("w").Tensor("FloatStorage", "0", 4, 0, [4], [1]).SetItem().Stop().ToArray();
         WriteTorchZip(path, p, new Dictionary<string, byte[]> { ["0"] = new byte[8] });
-        e = Assert.Throws<InvalidDataException>(() => TorchArchive.Load(path));
+        e = Assert.Throws<ClipSharpException>(() => TorchArchive.Load(path));
         Assert.Contains("holds 8 bytes", e.Message);
 
         p = new PickleWriter().EmptyDict().Str("w").Tensor("FloatStorage", "0", 2, 1, [4], [1]).SetItem().Stop().ToArray();
         WriteTorchZip(path, p, new Dictionary<string, byte[]> { ["0"] = new byte[8] });
-        e = Assert.Throws<InvalidDataException>(() => TorchArchive.Load(path));
+        e = Assert.Throws<ClipSharpException>(() => TorchArchive.Load(path));
         Assert.Contains("reaches element", e.Message);
     }
 }

@@ -320,7 +320,7 @@ public class IdxFileTests
     [InlineData(new byte[] { 1, 0, 0x08, 1, 0, 0, 0, 1, 0 })]
     [InlineData(new byte[] { 0, 0, 0x0D, 1, 0, 0, 0, 1, 0, 0, 0, 0 })]
     [InlineData(new byte[] { 0, 0, 0x08, 1, 0, 0, 0, 5, 1, 2 })]
-    public void Rejects_bad_files(byte[] bytes) => Assert.Throws<InvalidDataException>(() => IdxFile.Read(new MemoryStream(bytes)));
+    public void Rejects_bad_files(byte[] bytes) => Assert.Throws<ClipSharpException>(() => IdxFile.Read(new MemoryStream(bytes)));
 }
 
 public class ManifestAndCsvTests

@@ -129,7 +129,7 @@ public class ActivationAndOpenClipConfigTests
     [InlineData("""{"vision_cfg": {"layers": [3, 4, 6]}, "text_cfg": {}}""", "four integers")]
     public void OpenClipVariantsThatAreNotBuiltAreRefused(string json, string expected)
     {
-        var e = Assert.Throws<InvalidDataException>(() => ClipConfig.FromJson(json, "model.json"));
+        var e = Assert.Throws<ClipSharpException>(() => ClipConfig.FromJson(json, "model.json"));
         Assert.Contains(expected, e.Message);
         Assert.StartsWith("model.json", e.Message);
     }
@@ -142,7 +142,7 @@ public class ActivationAndOpenClipConfigTests
     {
         var obj = JsonNode.Parse(NamedArchitectures.Get("ViT-B/32").ToJson())!.AsObject();
         foreach (var (k, v) in JsonNode.Parse(extra)!.AsObject()) obj[k] = v?.DeepClone();
-        var e = Assert.Throws<InvalidDataException>(() => ClipConfig.FromJson(obj.ToJsonString(), "arch.json"));
+        var e = Assert.Throws<ClipSharpException>(() => ClipConfig.FromJson(obj.ToJsonString(), "arch.json"));
         Assert.Contains(expected, e.Message);
     }
 

@@ -108,9 +108,9 @@ public class ImageIndexTests
         index.Save(path);
         var bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
-        var damaged = Assert.Throws<InvalidDataException>(() => ImageIndex.Load(path));
+        var damaged = Assert.Throws<ClipSharpException>(() => ImageIndex.Load(path));
         Assert.Contains(path, damaged.Message);
-        var notIndex = Assert.Throws<InvalidDataException>(() => ImageIndex.Load(Golden.Path("models", "vit_small.safetensors")));
+        var notIndex = Assert.Throws<ClipSharpException>(() => ImageIndex.Load(Golden.Path("models", "vit_small.safetensors")));
         Assert.Contains("not a ClipSharp image index", notIndex.Message);
     }
 

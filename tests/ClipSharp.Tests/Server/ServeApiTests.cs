@@ -1,3 +1,4 @@
+using TorchSharp;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -92,7 +93,9 @@ public class ServeApiTests(ServeFixture f)
         float[] embedding;
         using (var index = ImageIndex.Load(f.IndexPath))
         using (var e = index.EmbedImage(f.Model, Path.Combine(f.Folder, "shapes/shape07.png")))
-            embedding = e.mul(3.0f).data<float>().ToArray(); // not normalised: the server normalises
+        using (var three = 3.0f.ToScalar())
+        using (var scaled = e.mul(three))
+            embedding = scaled.data<float>().ToArray(); // not normalised: the server normalises
         var byEmbedding = await ServeFixture.Json(await f.Http.PostAsJsonAsync("/api/search", new { embedding, k = 5 }));
         Assert.Equal(top, Paths(byEmbedding));
         for (int i = 0; i < 5; i++) Assert.Equal(Scores(multipart)[i], Scores(byEmbedding)[i], 4);

@@ -92,9 +92,9 @@ public class VocabularyTests : IDisposable
         Assert.Equal(tok.Vocabulary, back);
         Assert.Equal(tok.VocabSize, back.Tokens);
         var escaping = tok.Vocabulary.ToJson().Replace("bpe-demo.txt.gz", "../../etc/bpe-demo.txt.gz", StringComparison.Ordinal);
-        var e = Assert.Throws<InvalidDataException>(() => VocabularyRecord.FromJson(escaping, "ckpt.safetensors metadata"));
+        var e = Assert.Throws<ClipSharpException>(() => VocabularyRecord.FromJson(escaping, "ckpt.safetensors metadata"));
         Assert.Contains("not a plain file name", e.Message);
-        Assert.Throws<InvalidDataException>(() => VocabularyRecord.FromJson("{\"format\":\"bpe\"}", "x"));
+        Assert.Throws<ClipSharpException>(() => VocabularyRecord.FromJson("{\"format\":\"bpe\"}", "x"));
     }
 
     /// <summary>
@@ -176,7 +176,7 @@ public class VocabularyTests : IDisposable
         // Resuming with another vocabulary would give the embedding rows other meanings.
         using var other = new TrainingRun(cfg with { Data = cfg.Data with { Vocab = GoldenVocab }, Schedule = cfg.Schedule with { Steps = 6 } },
             tmp.Path, tokenizer: null, sources: [RunTests.Shapes()]);
-        var e = Assert.Throws<InvalidDataException>(() => other.Run(resume: "latest"));
+        var e = Assert.Throws<ClipSharpException>(() => other.Run(resume: "latest"));
         Assert.Contains("trained with the vocabulary bpe-demo.txt.gz", e.Message);
     }
 

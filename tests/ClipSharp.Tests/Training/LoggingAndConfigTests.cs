@@ -58,8 +58,8 @@ public class LoggingAndConfigTests
         Assert.Equal(64, arch.ImageResolution);
         Assert.Equal(4, arch.EffectiveVisionHeads);
         Assert.Equal(cfg.ToJson(), TrainConfig.FromJson(cfg.ToJson()).ToJson());
-        Assert.Throws<InvalidDataException>(() => TrainConfig.FromJson("""{ "model": { "name": "x" }, "optimiser": {} }"""));
-        Assert.Throws<InvalidDataException>(() => TrainConfig.FromJson(json, ["data.micro_batch_size=7"]));
+        Assert.Throws<ClipSharpException>(() => TrainConfig.FromJson("""{ "model": { "name": "x" }, "optimiser": {} }"""));
+        Assert.Throws<ClipSharpException>(() => TrainConfig.FromJson(json, ["data.micro_batch_size=7"]));
         Assert.Equal(0.98, TrainerOptions.From(cfg, arch).AdamW.Beta2);
         Assert.Equal(0.999, TrainerOptions.From(cfg, ModelPresets.Get("RN50")).AdamW.Beta2);
     }

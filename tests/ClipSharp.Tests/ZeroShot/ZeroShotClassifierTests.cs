@@ -1,5 +1,6 @@
 using ClipSharp.Tests.Modeling;
 using ClipSharp.Tests.Text;
+using ClipSharp.Text;
 using ClipSharp.ZeroShot;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -20,7 +20,7 @@ public class DatasetReaderTests
         Assert.EndsWith("broken.jpg", items[3].ImagePath); // green: broken.jpg sorts before img0.png
         Assert.Equal(items.Select(i => i.Id), ds.Images().Select(i => i.Id)); // deterministic
         Assert.All(ds.Pairs(), p => Assert.Single(p.Captions));
-        Assert.Throws<InvalidDataException>(() => new ImageFolderDataset(tmp["f"], ["x"]));
+        Assert.Throws<ClipSharpException>(() => new ImageFolderDataset(tmp["f"], ["x"]));
     }
 
     [Fact]
@@ -49,7 +49,7 @@ public class DatasetReaderTests
         File.WriteAllText(tmp["data.tsv"], "image\tlabel\na.png\t1\nb.png\t0\n");
         var tsv = new CsvDataset(tmp["data.tsv"], new TableColumns { ClassNames = ["x", "y"] });
         Assert.Equal([1, 0], tsv.Images().Select(i => i.Label));
-        var err = Assert.Throws<InvalidDataException>(() => new CsvDataset(tmp["data.tsv"], new TableColumns { ImageColumn = "nope" }));
+        var err = Assert.Throws<ClipSharpException>(() => new CsvDataset(tmp["data.tsv"], new TableColumns { ImageColumn = "nope" }));
         Assert.Contains("image, label", err.Message);
     }
 

@@ -3,6 +3,16 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
+# The browser tests of clip serve drive Debian's chromium (never a browser download of Playwright's own).
+if [[ ! -x /usr/bin/chromium ]]; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing chromium for the browser tests (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >/dev/null \
+      || echo "warning: apt-get install chromium failed; the browser tests will fail"
+  else
+    echo "warning: /usr/bin/chromium is missing and this is not root: install Debian's chromium, or the browser tests fail"
+  fi
+fi
 dotnet build ClipSharp.slnx -c Release -nologo -clp:ErrorsOnly || { echo "build failed"; exit 1; }
 log="$(mktemp)"
 dotnet test tests/ClipSharp.Tests/ClipSharp.Tests.csproj -c Release --no-build -nologo "$@" 2>&1 | tee "$log"

@@ -19,6 +19,7 @@ internal static class CommandRegistry
         yield return PredictCommand.Create();
         yield return SearchCommand.CreateIndex();
         yield return SearchCommand.CreateSearch();
+        yield return ServeCommand.Create();
         yield return EvalCommand.Create();
         yield return TrainCommand.Create();
         yield return PlotCommand.Create();

@@ -64,7 +64,7 @@ internal static class DemoCommand
         var clock = Stopwatch.StartNew();
         Directory.CreateDirectory(runDir);
 
-        Stage("1/4 corpus");
+        Stage("1/5 corpus");
         var cacheDir = cacheOption is { Length: > 0 } c ? Path.GetFullPath(c) : DemoCorpusBuilder.DefaultCacheDir(Environment.CurrentDirectory);
         var corpusDir = DemoCorpusBuilder.DefaultOutputDir(cacheDir);
         DemoCorpusResult corpus;
@@ -78,7 +78,7 @@ internal static class DemoCommand
         }
         Console.Error.WriteLine(corpus.WasComplete ? $"corpus ready at {corpusDir}" : $"corpus built in {corpus.Seconds:F0} s at {corpusDir}");
 
-        Stage("2/4 tokenizer");
+        Stage("2/5 tokenizer");
         var vocabPath = Path.Combine(runDir, "bpe-demo.txt.gz");
         if (!File.Exists(vocabPath))
         {
@@ -91,7 +91,7 @@ internal static class DemoCommand
         var tokenizer = ClipTokenizer.FromBpeFile(vocabPath);
         Console.Error.WriteLine($"vocabulary: {tokenizer.VocabSize} tokens ({vocabPath})");
 
-        Stage("3/4 training");
+        Stage("3/5 training");
         var configPath = Path.Combine(runDir, "demo-config.json");
         var final = Path.Combine(runDir, "final.safetensors");
         var config = new JsonObject
@@ -143,7 +143,7 @@ internal static class DemoCommand
         }
         Invoke("plot", runDir);
 
-        Stage("4/4 zero-shot evaluation");
+        Stage("4/5 zero-shot evaluation");
         var evalDir = Path.Combine(runDir, "eval");
         var rows = new List<(string Split, string What, int Classes, JsonNode Result)>();
         void Evaluate(string split, string what, params string[] templates)
@@ -167,6 +167,12 @@ internal static class DemoCommand
         ClipSharp.Training.AtomicFile.WriteAllText(Path.Combine(runDir, "report.md"), report);
         Console.WriteLine();
         Console.WriteLine(report);
+
+        Stage("5/5 search index");
+        var serve = DemoSearchIndex.Build(corpusDir, final, vocabPath, Invoke);
+        Console.WriteLine();
+        Console.WriteLine("Search the corpus with the demo model in a browser:");
+        Console.WriteLine($"  {serve}");
         return 0;
     }
 

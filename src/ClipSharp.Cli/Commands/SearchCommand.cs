@@ -52,7 +52,8 @@ internal static class SearchCommand
     public static Command CreateSearch()
     {
         var queries = new Argument<string[]>("queries") { Description = "Text queries (each ranked separately)", Arity = ArgumentArity.ZeroOrMore };
-        var indexPath = new Option<string>("--index", "-i") { Description = "Index written by clip index", Required = true };
+        var indexPath = new Option<string>("--index", "-i") { Description = "Index written by clip index (with --server: the name of one of the server's indexes)" };
+        var server = new Option<string?>("--server") { Description = "Ask a running clip serve at this URL (e.g. http://127.0.0.1:8080) instead of loading the index and model here" };
         var model = Common.ModelOption(required: false);
         model.Description = "Checkpoint (default: the one the index was built with); must be the same model";
         var config = Common.ConfigOption();
@@ -62,7 +63,7 @@ internal static class SearchCommand
         var top = new Option<int>("--top", "-k") { Description = "Results per query", DefaultValueFactory = _ => 10 };
         var json = new Option<bool>("--json") { Description = "Print JSON: [{query, hits: [{path, score}]}]" };
         var cmd = new Command("search", "Find the images of an index that best match text queries or example images")
-            { queries, indexPath, model, config, vocab, image, template, top, json };
+            { queries, indexPath, server, model, config, vocab, image, template, top, json };
         cmd.SetAction(r =>
         {
             var texts = r.GetValue(queries) ?? [];
@@ -70,6 +71,13 @@ internal static class SearchCommand
             if (texts.Length == 0 && images.Length == 0) throw new CliException("give at least one text query or --image");
             int k = r.GetValue(top);
             if (k < 1) throw new CliException("--top must be at least 1");
+            if (r.GetValue(server) is { } url)
+            {
+                var remote = RemoteSearch.Run(url, r.GetValue(indexPath), texts, images, r.GetValue(template), k);
+                Print(remote, r.GetValue(json));
+                return 0;
+            }
+            if (r.GetValue(indexPath) is null) throw new CliException("give --index FILE (or --server URL)");
             using var index = ImageIndex.Load(r.GetValue(indexPath)!);
             string modelPath = r.GetValue(model) ?? index.ModelPath
                 ?? throw new CliException("the index does not record its checkpoint; pass --model");
@@ -91,20 +99,25 @@ internal static class SearchCommand
                 using var e = index.EmbedImage(m, path);
                 results.Add(("image:" + path, index.Search(e, k)));
             }
-            if (r.GetValue(json))
-            {
-                var doc = results.Select(x => new { query = x.Query, hits = x.Hits.Select(h => new { path = h.Path, score = h.Score }) });
-                Console.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
-                return 0;
-            }
-            foreach (var (q, hits) in results)
-            {
-                Console.WriteLine(q);
-                int rank = 1;
-                foreach (var h in hits) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {rank++,3}. {h.Score:0.0000}  {h.Path}"));
-            }
+            Print(results, r.GetValue(json));
             return 0;
         });
         return cmd;
+    }
+
+    static void Print(IReadOnlyList<(string Query, IReadOnlyList<SearchHit> Hits)> results, bool json)
+    {
+        if (json)
+        {
+            var doc = results.Select(x => new { query = x.Query, hits = x.Hits.Select(h => new { path = h.Path, score = h.Score }) });
+            Console.WriteLine(JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+            return;
+        }
+        foreach (var (q, hits) in results)
+        {
+            Console.WriteLine(q);
+            int rank = 1;
+            foreach (var h in hits) Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {rank++,3}. {h.Score:0.0000}  {h.Path}"));
+        }
     }
 }

@@ -68,19 +68,7 @@ public class CorePackageTests
     static void WriteApp(string dir, string feed, string version)
     {
         PackageApp.WriteNugetConfig(dir, feed);
-        File.WriteAllText(Path.Combine(dir, "coreapp.csproj"), $"""
-            <Project Sdk="Microsoft.NET.Sdk">
-              <PropertyGroup>
-                <OutputType>Exe</OutputType>
-                <TargetFramework>net10.0</TargetFramework>
-                <Nullable>enable</Nullable>
-                <ImplicitUsings>enable</ImplicitUsings>
-              </PropertyGroup>
-              <ItemGroup>
-                <PackageReference Include="ClipSharp.Core" Version="{version}" />
-              </ItemGroup>
-            </Project>
-            """);
+        PackageApp.WriteProject(dir, "coreapp", "ClipSharp.Core", version);
         File.WriteAllText(Path.Combine(dir, "Program.cs"), $$"""
             using System.Globalization;
             using ClipSharp.Imaging;

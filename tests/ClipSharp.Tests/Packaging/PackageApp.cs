@@ -43,6 +43,22 @@ internal static class PackageApp
         config.Save(Path.Combine(dir, "nuget.config"));
     }
 
+    /// <summary>Writes DIR/NAME.csproj: a net10.0 console app (nullable, implicit usings) referencing one package of ours.</summary>
+    public static void WriteProject(string dir, string name, string package, string version) =>
+        File.WriteAllText(Path.Combine(dir, name + ".csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <ImplicitUsings>enable</ImplicitUsings>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="{package}" Version="{version}" />
+              </ItemGroup>
+            </Project>
+            """);
+
     /// <summary>
     /// Runs dotnet and returns its standard output; a non-zero exit fails the test with everything it printed.
     /// <paramref name="environment"/> sets (or, with a null value, removes) variables of the child.

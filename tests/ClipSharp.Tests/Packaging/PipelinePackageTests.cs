@@ -86,19 +86,7 @@ public class PipelinePackageTests
     static void WriteApp(string dir, string feed, string version)
     {
         PackageApp.WriteNugetConfig(dir, feed);
-        File.WriteAllText(Path.Combine(dir, "pipelineapp.csproj"), $"""
-            <Project Sdk="Microsoft.NET.Sdk">
-              <PropertyGroup>
-                <OutputType>Exe</OutputType>
-                <TargetFramework>net10.0</TargetFramework>
-                <Nullable>enable</Nullable>
-                <ImplicitUsings>enable</ImplicitUsings>
-              </PropertyGroup>
-              <ItemGroup>
-                <PackageReference Include="ClipSharp.Torch" Version="{version}" />
-              </ItemGroup>
-            </Project>
-            """);
+        PackageApp.WriteProject(dir, "pipelineapp", "ClipSharp.Torch", version);
         // The README's three lines, with the name, image and labels from the command line; then every probability in full.
         File.WriteAllText(Path.Combine(dir, "Program.cs"), """
             using System.Globalization;

@@ -86,8 +86,8 @@ public sealed record LabelProbability(string Label, float Probability);
 /// <summary>Labels with probabilities (summing to 1), most probable first.</summary>
 public sealed record ClassifyResponse(string Index, string? Template, IReadOnlyList<LabelProbability> Labels);
 
-/// <summary>A served index.</summary>
-public sealed record IndexInfo(string Name, int Images, long Dim, int Captions, long Generation, string Model);
+/// <summary>A served index. Search is "approximate" when an HNSW index (NAME.index.ann) built from these embeddings is used, else "exact".</summary>
+public sealed record IndexInfo(string Name, int Images, long Dim, int Captions, long Generation, string Model, string Search = "exact");
 
 /// <summary><c>GET /health</c>.</summary>
 public sealed record HealthResponse(string Status, IReadOnlyList<IndexInfo> Indexes, bool UrlFetch, long MaxUploadBytes);

@@ -65,7 +65,8 @@ internal sealed class Endpoints(IndexCatalog catalog, ServeOptions options, Thum
     List<IndexInfo> Infos() => catalog.Names.Select(n =>
     {
         var idx = catalog.Acquire(n);
-        try { return new IndexInfo(idx.Name, idx.ServedCount, idx.Index.Dim, idx.CaptionCount, idx.Generation, Path.GetFileName(idx.Encoder.Checkpoint)); }
+        try { return new IndexInfo(idx.Name, idx.ServedCount, idx.Index.Dim, idx.CaptionCount, idx.Generation, Path.GetFileName(idx.Encoder.Checkpoint),
+            idx.Approximate is null ? "exact" : "approximate"); }
         finally { idx.Release(); }
     }).ToList();
 

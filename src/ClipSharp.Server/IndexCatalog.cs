@@ -59,6 +59,7 @@ internal sealed class IndexCatalog : IDisposable
                 catalog.slots.Add(slot);
                 var s = slot.Current;
                 options.Log?.Invoke($"{name}: {s.ServedCount} images from {path}" + (s.CaptionCount > 0 ? $", {s.CaptionCount} with captions" : "")
+                    + (s.Approximate is not null ? $", approximate search ({Path.GetFileName(ApproximateIndex.PathFor(path))})" : "")
                     + (s.OutsideCount > 0 ? $" ({s.OutsideCount} images whose files lie outside the index's folder are not served)" : ""));
             }
             if (options.WatchIndexes) foreach (var slot in catalog.slots) catalog.Watch(slot);
@@ -108,7 +109,16 @@ internal sealed class IndexCatalog : IDisposable
                 throw new ServeException($"{slot.Path}: built with another model than {encoder.Checkpoint} (fingerprint {index.ModelFingerprint[..12]}… vs {encoder.Fingerprint[..12]}…); " +
                     "serve it with the checkpoint (and --config) it was built with, or rebuild it");
             if (index.Dim != encoder.Dim) throw new ServeException($"{slot.Path}: {index.Dim}-wide embeddings, but the model embeds {encoder.Dim}-wide");
-            return new ServedIndex(slot.Name, slot.Path, index, encoder, Captions(slot.Path), generation);
+            // Stamped before it is opened: a file renamed over it meanwhile is seen as a change and loaded next.
+            var annStamp = ServedIndex.StampOf(ApproximateIndex.PathFor(slot.Path));
+            var approximate = ApproximateIndex.OpenBeside(slot.Path, index, out var note);
+            if (note is not null) options.Log?.Invoke($"{slot.Name}: {note}");
+            try { return new ServedIndex(slot.Name, slot.Path, index, encoder, Captions(slot.Path), generation, approximate, annStamp); }
+            catch
+            {
+                approximate?.Dispose();
+                throw;
+            }
         }
         catch
         {
@@ -167,10 +177,13 @@ internal sealed class IndexCatalog : IDisposable
 
     void Watch(Slot slot)
     {
-        var w = new FileSystemWatcher(Path.GetDirectoryName(slot.Path)!, Path.GetFileName(slot.Path))
+        // The index file and the approximate index beside it: either one rebuilt makes a new generation.
+        var w = new FileSystemWatcher(Path.GetDirectoryName(slot.Path)!)
         {
             NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
         };
+        w.Filters.Add(Path.GetFileName(slot.Path));
+        w.Filters.Add(Path.GetFileName(ApproximateIndex.PathFor(slot.Path)));
         void Signal() => slot.Changes.Writer.TryWrite(true);
         w.Changed += (_, _) => Signal();
         w.Created += (_, _) => Signal();
@@ -189,8 +202,8 @@ internal sealed class IndexCatalog : IDisposable
             while (await slot.Changes.Reader.WaitToReadAsync(token).ConfigureAwait(false))
             {
                 slot.Changes.Reader.TryRead(out _);
-                var info = new FileInfo(slot.Path);
-                if (!info.Exists || (info.Length, info.LastWriteTimeUtc.Ticks) == slot.Current.Stamp) continue;
+                var stamp = ServedIndex.StampOf(slot.Path);
+                if (stamp.Length < 0 || (stamp == slot.Current.Stamp && ServedIndex.StampOf(ApproximateIndex.PathFor(slot.Path)) == slot.Current.AnnStamp)) continue;
                 ServedIndex next;
                 try { next = Load(slot, slot.Current.Generation + 1); }
                 catch (Exception e) when (e is not OperationCanceledException)
@@ -207,7 +220,7 @@ internal sealed class IndexCatalog : IDisposable
                     slot.Current = next;
                 }
                 old.Release();
-                options.Log?.Invoke($"{slot.Name}: reloaded {slot.Path}: {next.ServedCount} images (generation {next.Generation})");
+                options.Log?.Invoke($"{slot.Name}: reloaded {slot.Path}: {next.ServedCount} images (generation {next.Generation}, {(next.Approximate is null ? "exact" : "approximate")} search)");
                 Reloaded?.Invoke(slot.Name, next.Generation);
             }
         }

@@ -21,8 +21,11 @@ internal sealed class ServedIndex
     readonly Dictionary<string, int> rowByKey;
     int references = 1;
 
-    public ServedIndex(string name, string file, ImageIndex index, QueryEncoder encoder, IReadOnlyDictionary<string, string> captions, long generation)
+    public ServedIndex(string name, string file, ImageIndex index, QueryEncoder encoder, IReadOnlyDictionary<string, string> captions, long generation,
+        ApproximateIndex? approximate = null, (long, long)? annStamp = null)
     {
+        Approximate = approximate;
+        AnnStamp = annStamp ?? StampOf(ApproximateIndex.PathFor(file));
         Name = name;
         FilePath = Path.GetFullPath(file);
         Folder = Path.GetDirectoryName(FilePath)!;
@@ -30,8 +33,7 @@ internal sealed class ServedIndex
         Index = index;
         Encoder = encoder;
         Generation = generation;
-        var info = new FileInfo(FilePath);
-        Stamp = (info.Length, info.LastWriteTimeUtc.Ticks);
+        Stamp = StampOf(FilePath);
         Keys = new string?[index.Count];
         Captions = new string?[index.Count];
         rowByKey = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -66,6 +68,19 @@ internal sealed class ServedIndex
         catch (IOException) { return false; }
     }
 
+    /// <summary>Size and modification time of a file; (-1, 0) when it does not exist.</summary>
+    public static (long Length, long Ticks) StampOf(string path)
+    {
+        var info = new FileInfo(path);
+        return info.Exists ? (info.Length, info.LastWriteTimeUtc.Ticks) : (-1, 0);
+    }
+
+    /// <summary>The HNSW graph over this generation's rows (from NAME.index.ann beside the file), or null: exact search.</summary>
+    public ApproximateIndex? Approximate { get; }
+
+    /// <summary>The approximate index file's stamp when this generation was loaded (whether or not it was used).</summary>
+    public (long Length, long Ticks) AnnStamp { get; }
+
     public string Name { get; }
     public string FilePath { get; }
     public string Folder { get; }
@@ -88,6 +103,7 @@ internal sealed class ServedIndex
         if (Interlocked.Decrement(ref references) == 0)
         {
             outsideRows?.Dispose();
+            Approximate?.Dispose();
             Index.Dispose();
         }
     }
@@ -129,6 +145,28 @@ internal sealed class ServedIndex
         if (n == 0) return [];
         using var scope = NewDisposeScope();
         using var _ = torch.inference_mode();
+        if (Approximate is not null && ApproximateScores(query, need, dedupThreshold is not null) is { } approximate)
+        {
+            var (candidateScores, candidates) = approximate;
+            // Candidates from the graph, scored exactly; the other rows are -inf. Pages the candidates cannot fill are ranked exactly below.
+            if (dedupThreshold is not { } t)
+            {
+                if (candidates >= Math.Min(need, n))
+                {
+                    more = need < n;
+                    return Top(candidateScores, offset, Math.Min(need, n));
+                }
+            }
+            else
+            {
+                var page = Deduplicated(candidateScores, candidates, offset, need, t, out more);
+                if (page.Count == k || candidates >= n)
+                {
+                    more |= candidates < n && page.Count == k;
+                    return page;
+                }
+            }
+        }
         var scores = Index.Embeddings.mv(torch.tensor(query));
         if (outsideRows is not null) scores.index_fill_(0, outsideRows, NegativeInfinity);
         if (dedupThreshold is not { } threshold)
@@ -142,6 +180,31 @@ internal sealed class ServedIndex
             return Enumerable.Range(offset, m - offset).Select(i => new Hit((int)ix[i], v[i])).ToList();
         }
         return Deduplicated(scores, n, offset, need, threshold, out more);
+    }
+
+    static List<Hit> Top(Tensor scores, int offset, int m)
+    {
+        if (m <= offset) return [];
+        var (values, indices) = scores.topk(m);
+        var v = values.data<float>().ToArray();
+        var ix = indices.data<long>().ToArray();
+        return Enumerable.Range(offset, m - offset).Select(i => new Hit((int)ix[i], v[i])).ToList();
+    }
+
+    /// <summary>
+    /// Scores over all rows that are exact cosines for the served rows the graph returns among its nearest
+    /// (enough for <paramref name="need"/> results, more when deduplicating) and -inf elsewhere; null when it returns none.
+    /// </summary>
+    (Tensor Scores, int Candidates)? ApproximateScores(float[] query, int need, bool dedup)
+    {
+        long want = Math.Min(Index.Count, (dedup ? need * 4L + 64 : need) + OutsideCount);
+        var rows = Approximate!.Search(query, (int)want).Select(h => h.Row).Where(r => Keys[r] is not null).Select(r => (long)r).ToArray();
+        if (rows.Length == 0) return null;
+        var q = torch.tensor(query);
+        var ix = torch.tensor(rows);
+        var scores = torch.empty(new long[] { Index.Count }).fill_(NegativeInfinity);
+        scores.index_copy_(0, ix, Index.Embeddings.index_select(0, ix).mv(q));
+        return (scores, rows.Length);
     }
 
     List<Hit> Deduplicated(Tensor scores, int n, int offset, int need, float threshold, out bool more)

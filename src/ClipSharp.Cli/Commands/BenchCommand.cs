@@ -67,6 +67,7 @@ internal static class BenchCommand
 
         var cmd = new Command("bench", "Measure ClipSharp against the PyTorch baseline (torch_anchor.py) on the CLIP workloads; write JSON, Markdown and a plot.");
         foreach (var o in new Option[] { only, runs, warmup, baseline, json, markdown, threads, interop, alloc, grad, anchor, bpe, images, fromJson, child }) cmd.Options.Add(o);
+        cmd.Subcommands.Add(AnnBenchmark.Create());
         cmd.SetAction(r =>
         {
             var s = new Settings(r.GetValue(runs), r.GetValue(warmup), r.GetValue(threads), r.GetValue(interop), r.GetValue(alloc)!,

@@ -20,8 +20,15 @@ internal static class SearchCommand
         var batch = new Option<int>("--batch-size") { Description = "Images per forward pass", DefaultValueFactory = _ => 64 };
         var threads = new Option<int>("--workers") { Description = "Decoding threads", DefaultValueFactory = _ => Environment.ProcessorCount };
         var quiet = new Option<bool>("--quiet", "-q") { Description = "No progress lines" };
+        var ann = new Option<bool>("--ann") { Description = "Also build an approximate (HNSW) index beside it (NAME.index.ann), which clip search and clip serve then use: for large collections. Kept up to date by later runs once it exists" };
+        var annDefaults = new AnnOptions();
+        var connectivity = new Option<int>("--ann-connectivity") { Description = "HNSW neighbours per node (M)", DefaultValueFactory = _ => annDefaults.Connectivity };
+        var expansionAdd = new Option<int>("--ann-expansion-add") { Description = "HNSW candidates per insertion (efConstruction)", DefaultValueFactory = _ => annDefaults.ExpansionAdd };
+        var expansionSearch = new Option<int>("--ann-expansion-search") { Description = "HNSW candidates per query (ef), recorded as the default for searches", DefaultValueFactory = _ => annDefaults.ExpansionSearch };
+        var storage = new Option<string>("--ann-storage") { Description = "Vectors in the graph: f16, f32 or i8", DefaultValueFactory = _ => "f16" };
+        storage.AcceptOnlyFromAmong("f16", "f32", "i8");
         var cmd = new Command("index", "Embed a collection of images for clip search (incremental: unchanged images are not embedded again)")
-            { paths, model, config, output, rebuild, batch, threads, quiet };
+            { paths, model, config, output, rebuild, batch, threads, quiet, ann, connectivity, expansionAdd, expansionSearch, storage };
         cmd.SetAction(r =>
         {
             string outPath = r.GetValue(output)!;
@@ -44,6 +51,18 @@ internal static class SearchCommand
             if (report.Skipped.Count > 20) Console.Error.WriteLine($"… and {report.Skipped.Count - 20} more skipped");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{outPath}: {index.Count} images ({report.Encoded} embedded, {report.Reused} unchanged, {report.Removed} removed, {report.Skipped.Count} skipped)"));
+            string annPath = ApproximateIndex.PathFor(outPath);
+            if (r.GetValue(ann) || File.Exists(annPath))
+            {
+                var annOptions = new AnnOptions
+                {
+                    Connectivity = r.GetValue(connectivity), ExpansionAdd = r.GetValue(expansionAdd), ExpansionSearch = r.GetValue(expansionSearch),
+                    Storage = Enum.Parse<AnnStorage>(r.GetValue(storage)!, ignoreCase: true),
+                };
+                if (annOptions.Connectivity < 2 || annOptions.ExpansionAdd < 1 || annOptions.ExpansionSearch < 1)
+                    throw new CliException("--ann-connectivity must be at least 2, --ann-expansion-add and --ann-expansion-search at least 1");
+                AnnIndexing.Update(index, annPath, annOptions, r.GetValue(quiet));
+            }
             return 0;
         });
         return cmd;
@@ -62,8 +81,9 @@ internal static class SearchCommand
         var template = new Option<string?>("--template") { Description = "Put each text query into a prompt, e.g. \"a photo of {}.\"" };
         var top = new Option<int>("--top", "-k") { Description = "Results per query", DefaultValueFactory = _ => 10 };
         var json = new Option<bool>("--json") { Description = "Print JSON: [{query, hits: [{path, score}]}]" };
+        var exact = new Option<bool>("--exact") { Description = "Rank every image exactly even when an approximate index (NAME.index.ann, from clip index --ann) is beside the index" };
         var cmd = new Command("search", "Find the images of an index that best match text queries or example images")
-            { queries, indexPath, server, model, config, vocab, image, template, top, json };
+            { queries, indexPath, server, model, config, vocab, image, template, top, json, exact };
         cmd.SetAction(r =>
         {
             var texts = r.GetValue(queries) ?? [];
@@ -87,17 +107,22 @@ internal static class SearchCommand
             try { index.CheckModel(m); }
             catch (InvalidOperationException e) { throw new CliException($"{modelPath}: {e.Message}"); }
             ClipTokenizer? tokenizer = texts.Length > 0 ? Common.LoadTokenizer(m, r.GetValue(vocab)) : null;
+            // An approximate index beside it is used unless --exact; one built from other embeddings is ignored with a note.
+            string? note = null;
+            using var approximate = r.GetValue(exact) ? null : ApproximateIndex.OpenBeside(r.GetValue(indexPath)!, index, out note);
+            if (note is not null) Console.Error.WriteLine($"clip: note: {note}");
+            IReadOnlyList<SearchHit> Rank(TorchSharp.torch.Tensor e) => approximate is null ? index.Search(e, k) : approximate.Search(index, e, k);
             var results = new List<(string Query, IReadOnlyList<SearchHit> Hits)>();
             foreach (var q in texts)
             {
                 using var e = index.EmbedText(m, tokenizer!, q, r.GetValue(template));
-                results.Add((q, index.Search(e, k)));
+                results.Add((q, Rank(e)));
             }
             foreach (var path in images)
             {
                 if (!File.Exists(path)) throw new CliException($"image not found: {path}");
                 using var e = index.EmbedImage(m, path);
-                results.Add(("image:" + path, index.Search(e, k)));
+                results.Add(("image:" + path, Rank(e)));
             }
             Print(results, r.GetValue(json));
             return 0;

@@ -13,6 +13,16 @@ if [[ ! -x /usr/bin/chromium ]]; then
     echo "warning: /usr/bin/chromium is missing and this is not root: install Debian's chromium, or the browser tests fail"
   fi
 fi
+# USearch's native library (the approximate index, Cloud.Unum.USearch) links against the system's OpenMP runtime.
+if ! ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing libgomp1 for the approximate-index tests (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libgomp1; } >/dev/null \
+      || echo "warning: apt-get install libgomp1 failed; the approximate-index tests will fail"
+  else
+    echo "warning: libgomp.so.1 is missing and this is not root: install Debian's libgomp1, or the approximate-index tests fail"
+  fi
+fi
 dotnet build ClipSharp.slnx -c Release -nologo -clp:ErrorsOnly || { echo "build failed"; exit 1; }
 log="$(mktemp)"
 dotnet test tests/ClipSharp.Tests/ClipSharp.Tests.csproj -c Release --no-build -nologo "$@" 2>&1 | tee "$log"

@@ -147,7 +147,7 @@ internal static class AnnBenchmark
         {
             var s = queries.mm(c.t());
             var (v, i) = s.topk((int)Math.Min(k, c.shape[0]), dim: 1);
-            i = i + torch.tensor(offset);
+            i = i.add(torch.tensor(offset), TorchScalars.IntOne);
             if (bestV is null) { bestV = v; bestI = i; }
             else
             {

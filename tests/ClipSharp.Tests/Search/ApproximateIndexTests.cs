@@ -40,7 +40,7 @@ public class ApproximateIndexTests
         var centres = nn.functional.normalize(randn(clusters, dim, generator: g), p: 2, dim: 1);
         var assign = randint(clusters, new long[] { n }, generator: g);
         var noise = randn(n, dim, generator: g).mul(tensor(spread / Math.Sqrt(dim)));
-        return nn.functional.normalize(centres.index_select(0, assign).add(noise), p: 2, dim: 1).contiguous().MoveToOuterDisposeScope();
+        return nn.functional.normalize(centres.index_select(0, assign).add(noise, TorchScalars.One), p: 2, dim: 1).contiguous().MoveToOuterDisposeScope();
     }
 
     static double Recall(IReadOnlyList<SearchHit> approximate, IReadOnlyList<SearchHit> exact) =>

@@ -3,6 +3,18 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
+# Data-parallel tests run two ranks under Open MPI's mpirun (Debian openmpi-bin, libopenmpi3): install when missing.
+pkgs=(openmpi-bin libopenmpi3)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "test.sh: installing ${missing[*]}" >&2
+  if [[ $(id -u) -ne 0 ]]; then sudo=sudo; else sudo=; fi
+  $sudo apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >&2 || { echo "test.sh: could not install ${missing[*]}"; exit 1; }
+fi
 dotnet build ClipSharp.slnx -c Release -nologo -clp:ErrorsOnly || { echo "build failed"; exit 1; }
 log="$(mktemp)"
 dotnet test tests/ClipSharp.Tests/ClipSharp.Tests.csproj -c Release --no-build -nologo "$@" 2>&1 | tee "$log"

@@ -150,7 +150,7 @@ public sealed class ClipTrainer : IDisposable
         if (inputIds.shape[0] != n) throw new ArgumentException($"batch mismatch: {n} images, {inputIds.shape[0]} texts");
         long m = Math.Min(n, microBatchSize ?? Options.MicroBatchSize ?? n);
         bool img = ImageTrainable, txt = TextTrainable;
-        var group = DataParallelGroup?.Group;
+        var group = DataParallelGroup?.Communicator;
         if (m >= n)
         {
             Tensor imageFeatures, textFeatures;
@@ -223,7 +223,7 @@ public sealed class ClipTrainer : IDisposable
     /// </summary>
     private void KeepWholeLossGradientsOnRankZero(ClipModel net)
     {
-        if (DataParallelGroup is not { Group.Rank: > 0 }) return;
+        if (DataParallelGroup is not { Communicator.Rank: > 0 }) return;
         using var _ = torch.no_grad();
         net.LogitScale.grad?.zero_();
         logitBias?.grad?.zero_();

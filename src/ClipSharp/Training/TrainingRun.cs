@@ -95,18 +95,25 @@ public sealed class TrainingRun : IDisposable
     {
         var group = Distributed is { WorldSize: > 1 } d ? d : null;
         int world = group?.WorldSize ?? 1;
-        if (cfg.Data.BatchSize % world != 0)
-            throw new InvalidDataException($"data.batch_size {cfg.Data.BatchSize} (the global batch) does not split evenly over {world} processes");
-        if (cfg.Data.MicroBatchSize is int micro && cfg.Data.BatchSize / world % micro != 0)
-            throw new InvalidDataException(
-                $"data.micro_batch_size {micro} applies to each process's share of the batch ({cfg.Data.BatchSize} / {world} = {cfg.Data.BatchSize / world}) and must divide it");
         setUpReported = false;
-        if (group is not null)
+        try
         {
-            // Before any rank reads a checkpoint or builds a model: everything that shapes a step must agree, or the
-            // ranks' gradients would not add up (all ranks see the same digests, so all of them stop alike).
-            try { group.Agree(Convert.FromHexString(Fingerprint()), FingerprintDescription); }
-            catch (DistributedException) { group.FailureShared = true; throw; }
+            if (group is not null)
+            {
+                // Before any rank reads a checkpoint or builds a model: everything that shapes a step must agree, or the
+                // ranks' gradients would not add up (all ranks see the same digests, so all of them stop alike).
+                group.Agree(Convert.FromHexString(Fingerprint()), FingerprintDescription);
+            }
+            if (cfg.Data.BatchSize % world != 0)
+                throw new InvalidDataException($"data.batch_size {cfg.Data.BatchSize} (the global batch) does not split evenly over {world} processes");
+            if (cfg.Data.MicroBatchSize is int micro && cfg.Data.BatchSize / world % micro != 0)
+                throw new InvalidDataException(
+                    $"data.micro_batch_size {micro} applies to each process's share of the batch ({cfg.Data.BatchSize} / {world} = {cfg.Data.BatchSize / world}) and must divide it");
+        }
+        catch (InvalidDataException) when (group is not null)
+        {
+            group.FailureShared = true; // the same config on every rank (agreed above): they all stop here, alike
+            throw;
         }
         try
         {
@@ -169,10 +176,8 @@ public sealed class TrainingRun : IDisposable
             if (ckpt is not null) (positions, best) = Restore(ckpt, trainer, world);
             ckpt?.Dispose();
             ckpt = null;
-            if (group is not null && !arch.IsVit)
-                throw new NotSupportedException(
-                    "data-parallel training needs a ViT image tower: the ResNet's BatchNorm would normalise over each process's share of the batch " +
-                    "instead of the whole batch, so the result would not be the single-process one");
+            // The ResNet's BatchNorms normalise over the whole global batch (statistics all-reduced), as in one process.
+            if (group is not null && model.Visual is ModifiedResNet resnet) SyncBatchNorm.Enable(resnet, group);
             if (group is not null)
             {
                 // Rank 0 says whether its set-up worked (its failure message otherwise, sent from Run), then all
@@ -184,12 +189,8 @@ public sealed class TrainingRun : IDisposable
                     group.FailureShared = true;
                     throw new DistributedException($"rank 0 stopped during set-up: {System.Text.Encoding.UTF8.GetString(status)}");
                 }
-                try
-                {
-                    group.Agree(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(arch.ToJson())),
-                        $"the model architecture it built (rank {rank}: {arch}); check model.config and model.init_from on every machine");
-                }
-                catch (DistributedException) { group.FailureShared = true; throw; }
+                group.Agree(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(arch.ToJson())),
+                    $"the model architecture it built (rank {rank}: {arch}); check model.config and model.init_from on every machine");
                 OnLog?.Invoke($"data-parallel: rank {rank} of {world} on {group.Host} (pid {Environment.ProcessId}), {cfg.Data.BatchSize / world} of every {cfg.Data.BatchSize} pairs; {group.LibraryVersion}");
                 (positions, best) = ShareStateFromRankZero(group, trainer, positions, best);
                 trainer.DataParallelGroup = new GradientReducer(group, (long)(cfg.Distributed.BucketMb * (1 << 20)));

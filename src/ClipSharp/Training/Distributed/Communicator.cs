@@ -240,14 +240,18 @@ public sealed unsafe class Communicator : IDisposable
 
     /// <summary>
     /// Checks that every rank passed the same <paramref name="digest"/> (a hash of what must agree); throws naming the
-    /// first rank that differs and <paramref name="what"/>.
+    /// first rank that differs and <paramref name="what"/>. Every rank sees every digest, so all of them throw alike
+    /// (<see cref="FailureShared"/>).
     /// </summary>
     public void Agree(ReadOnlySpan<byte> digest, string what)
     {
         var all = AllGather(digest);
         for (int r = 0; r < WorldSize; r++)
             if (!all.AsSpan(r * digest.Length, digest.Length).SequenceEqual(all.AsSpan(0, digest.Length)))
+            {
+                FailureShared = true;
                 throw new DistributedException($"rank {r} differs from rank 0 in {what}");
+            }
     }
 
     /// <summary>

@@ -95,53 +95,22 @@ public class DataParallelGradientTests(GradientJobFixture job) : IClassFixture<G
 }
 
 /// <summary>
-/// Data-parallel training as users run it: <c>mpirun -np 2 clip train</c> over TCP (<c>--mca btl tcp,self</c>) on the
-/// loopback interface, against one plain <c>clip train</c> process; the collectives; what happens when a rank dies,
-/// hangs or disagrees; and the launch errors.
+/// What the data-parallel run tests share: a CSV of synthetic shapes with initial weights, run configs, and
+/// <c>clip train</c> as a plain process. The tests start <c>mpirun -np 2 clip train</c> over TCP
+/// (<c>--mca btl tcp,self</c>) on the loopback interface (<see cref="MpiJob"/>). They are split over classes so
+/// that xunit overlaps their waits.
 /// </summary>
-public class DataParallelTests(ITestOutputHelper output) : IDisposable
+public abstract class ClipTrainRuns : IDisposable
 {
-    readonly string root = Directory.CreateTempSubdirectory("clipsharp-ddp-").FullName;
+    protected readonly string root = Directory.CreateTempSubdirectory("clipsharp-ddp-").FullName;
 
-    public void Dispose() { try { Directory.Delete(root, true); } catch (IOException) { } }
-
-    [Fact]
-    public void CollectivesGiveEveryRankTheSameResult()
+    public void Dispose()
     {
-        const int world = 3;
-        using var job = MpiJob.Start(world, MpiJob.Ranks("collectives", root));
-        int code = job.WaitForExit();
-        Assert.True(code == 0, $"mpirun exited with {code}:\n{job.Transcript}");
-        string payloadHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(MpiRanks.StreamPayload()));
-        for (int rank = 0; rank < world; rank++)
-        {
-            var r = JsonNode.Parse(File.ReadAllText(Path.Combine(root, $"collectives.rank{rank}.json")))!;
-            var sum = r["sum"]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
-            for (int i = 0; i < 1000; i++)
-                Assert.Equal(Enumerable.Range(0, world).Aggregate(0f, (a, k) => a + MpiRanks.ReduceInput(k, i)), sum[i]);
-            Assert.Equal(new long[] { 100, 101, 102 }, r["gathered"]!.AsArray().Select(x => x!.GetValue<long>()));
-            Assert.Equal(new[] { 7, 8, 9 }, r["small"]!.AsArray().Select(x => x!.GetValue<int>()));
-            Assert.Equal(MpiRanks.StreamBytes, r["stream_length"]!.GetValue<int>());
-            Assert.Equal(payloadHash, r["stream_sha256"]!.GetValue<string>());
-            var mine = r["reduce_scatter"]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
-            for (int i = 0; i < 5; i++) Assert.Equal(Enumerable.Range(0, world).Sum(k => (k + 1) * (10 * rank + i)), mine[i]);
-            Assert.Equal(10L * (world - 1), r["max"]!.GetValue<long>());
-            var reduced = r["reduced"]!.AsArray();
-            for (int t = 0; t < MpiRanks.ReducerSizes.Length; t++)
-            {
-                var got = reduced[t]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
-                Assert.Equal(MpiRanks.ReducerSizes[t], got.Length);
-                for (int i = 0; i < got.Length; i++)
-                    Assert.Equal(Enumerable.Range(0, world).Aggregate(0f, (a, k) => a + MpiRanks.ReducerInput(k, t, i)), got[i]);
-            }
-            // 250-float buckets: the 300- and 1000-float gradients are reduced in place (2 and 4 calls), the others packed.
-            Assert.True(r["buckets"]!.GetValue<long>() >= 8, $"only {r["buckets"]} all-reduces for gradients larger than the bucket");
-        }
+        try { Directory.Delete(root, true); } catch (IOException) { }
+        GC.SuppressFinalize(this);
     }
 
-    // ---- clip train as one process and as two MPI ranks ----
-
-    string Data()
+    protected string Data()
     {
         string csv = Path.Combine(root, "pairs.csv");
         if (File.Exists(csv)) return csv;
@@ -159,7 +128,7 @@ public class DataParallelTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>Writes a run config (output in <c>root/RUN</c>) and returns its path.</summary>
-    string Config(string run, int steps = 6, Action<JsonObject>? tweak = null, bool resnet = false)
+    protected string Config(string run, int steps = 6, Action<JsonObject>? tweak = null, bool resnet = false)
     {
         Data();
         var config = new JsonObject
@@ -190,7 +159,7 @@ public class DataParallelTests(ITestOutputHelper output) : IDisposable
     }
 
     /// <summary>Runs <c>clip ARGS</c> as a plain process (no launcher); returns its exit code and stderr.</summary>
-    static (int Code, string Err) Clip(IReadOnlyDictionary<string, string>? environment, params string[] args)
+    protected static (int Code, string Err) Clip(IReadOnlyDictionary<string, string>? environment, params string[] args)
     {
         var command = MpiJob.Clip(args);
         var psi = new ProcessStartInfo(command[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
@@ -208,16 +177,20 @@ public class DataParallelTests(ITestOutputHelper output) : IDisposable
         return (p.ExitCode, err.Result + outText.Result);
     }
 
-    static void AssertSameWeights(string expected, string actual, double tolerance, string what)
+    protected static void AssertSameWeights(string expected, string actual, double tolerance, string what)
     {
         using var a = SafeTensors.Load(expected);
         using var b = SafeTensors.Load(actual);
         Assert.Equal(a.Keys.Order(), b.Keys.Order());
         foreach (var k in a.Keys) TensorAssert.Absolute(b[k], a[k], tolerance, $"{k}: {what}");
     }
+}
 
-    /// <summary>The two-rank run and the one-process run of the same config; returns the two-rank job's transcript.</summary>
-    string TwoRanksAgainstOneProcess(string name, Action<JsonObject>? tweak = null, bool resnet = false)
+/// <summary>Two MPI ranks train like one process: the same weights after six steps to 1e-5.</summary>
+public class DataParallelRunTests : ClipTrainRuns
+{
+    /// <summary>The two-rank run and the one-process run of the same config (InfoNCE at 12 steps: see the fault tests).</summary>
+    void TwoRanksAgainstOneProcess(string name, Action<JsonObject>? tweak = null, bool resnet = false)
     {
         var (code, err) = Clip(null, "train", "--config", Config(name + "-single", tweak: tweak, resnet: resnet));
         Assert.True(code == 0, err);
@@ -228,7 +201,6 @@ public class DataParallelTests(ITestOutputHelper output) : IDisposable
         // Same global batches, the same gradients up to summation order, so the same weights after six AdamW steps.
         AssertSameWeights(Path.Combine(root, name + "-single", "final.safetensors"), Path.Combine(root, name + "-ddp", "final.safetensors"), 1e-5,
             $"2 ranks vs 1 process ({name})");
-        return job.Transcript;
     }
 
     [Fact]
@@ -252,7 +224,11 @@ public class DataParallelTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void ResNetWithSynchronisedBatchNormOverTwoRanksEqualsOneProcess() =>
         TwoRanksAgainstOneProcess("resnet", c => c["optimizer"] = new JsonObject { ["lr"] = 2e-4, ["eps"] = 1e-6 }, resnet: true);
+}
 
+/// <summary>A rank that dies or hangs ends the job with one clear line; resume continues it exactly.</summary>
+public class DataParallelFaultTests(ITestOutputHelper output) : ClipTrainRuns
+{
     [Fact]
     public void ARankKilledMidRunEndsTheOtherWithOneLineAndResumeRestoresTheWeights()
     {
@@ -308,7 +284,7 @@ public class DataParallelTests(ITestOutputHelper output) : IDisposable
     [Fact]
     public void AHungRankIsEndedByTheWatchdogWithOneLine()
     {
-        using var job = MpiJob.Start(2, MpiJob.Clip("train", "--config", Config("hung", 200), "--dist-timeout", "20"));
+        using var job = MpiJob.Start(2, MpiJob.Clip("train", "--config", Config("hung", 200), "--dist-timeout", "15"));
         int victim = job.Pid(1);
         Assert.NotNull(job.WaitForLine((r, t) => r == 0 && t.StartsWith("step 4/", StringComparison.Ordinal)));
         Process.Start("kill", ["-STOP", victim.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
@@ -316,7 +292,7 @@ public class DataParallelTests(ITestOutputHelper output) : IDisposable
         {
             var line = job.WaitForLine((r, t) => r == 0 && t.StartsWith("clip: error:", StringComparison.Ordinal));
             Assert.True(line is not null, job.Transcript);
-            Assert.Contains("has waited 20 s for the other ranks", line.Value.Text);
+            Assert.Contains("has waited 15 s for the other ranks", line.Value.Text);
             Assert.NotEqual(0, job.WaitForExit());
             Assert.Single(job.Of(0), l => l.StartsWith("clip: error:", StringComparison.Ordinal));
         }
@@ -324,6 +300,44 @@ public class DataParallelTests(ITestOutputHelper output) : IDisposable
         {
             try { Process.Start("kill", ["-CONT", victim.ToString(System.Globalization.CultureInfo.InvariantCulture)])?.WaitForExit(); }
             catch (System.ComponentModel.Win32Exception) { }
+        }
+    }
+}
+
+/// <summary>The collectives, ranks that disagree, and the launch errors.</summary>
+public class DataParallelLaunchTests : ClipTrainRuns
+{
+    [Fact]
+    public void CollectivesGiveEveryRankTheSameResult()
+    {
+        const int world = 3;
+        using var job = MpiJob.Start(world, MpiJob.Ranks("collectives", root));
+        int code = job.WaitForExit();
+        Assert.True(code == 0, $"mpirun exited with {code}:\n{job.Transcript}");
+        string payloadHash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(MpiRanks.StreamPayload()));
+        for (int rank = 0; rank < world; rank++)
+        {
+            var r = JsonNode.Parse(File.ReadAllText(Path.Combine(root, $"collectives.rank{rank}.json")))!;
+            var sum = r["sum"]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
+            for (int i = 0; i < 1000; i++)
+                Assert.Equal(Enumerable.Range(0, world).Aggregate(0f, (a, k) => a + MpiRanks.ReduceInput(k, i)), sum[i]);
+            Assert.Equal(new long[] { 100, 101, 102 }, r["gathered"]!.AsArray().Select(x => x!.GetValue<long>()));
+            Assert.Equal(new[] { 7, 8, 9 }, r["small"]!.AsArray().Select(x => x!.GetValue<int>()));
+            Assert.Equal(MpiRanks.StreamBytes, r["stream_length"]!.GetValue<int>());
+            Assert.Equal(payloadHash, r["stream_sha256"]!.GetValue<string>());
+            var mine = r["reduce_scatter"]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
+            for (int i = 0; i < 5; i++) Assert.Equal(Enumerable.Range(0, world).Sum(k => (k + 1) * (10 * rank + i)), mine[i]);
+            Assert.Equal(10L * (world - 1), r["max"]!.GetValue<long>());
+            var reduced = r["reduced"]!.AsArray();
+            for (int t = 0; t < MpiRanks.ReducerSizes.Length; t++)
+            {
+                var got = reduced[t]!.AsArray().Select(x => x!.GetValue<float>()).ToArray();
+                Assert.Equal(MpiRanks.ReducerSizes[t], got.Length);
+                for (int i = 0; i < got.Length; i++)
+                    Assert.Equal(Enumerable.Range(0, world).Aggregate(0f, (a, k) => a + MpiRanks.ReducerInput(k, t, i)), got[i]);
+            }
+            // 250-float buckets: the 300- and 1000-float gradients are reduced in place (2 and 4 calls), the others packed.
+            Assert.True(r["buckets"]!.GetValue<long>() >= 8, $"only {r["buckets"]} all-reduces for gradients larger than the bucket");
         }
     }
 

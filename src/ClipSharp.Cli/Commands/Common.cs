@@ -22,8 +22,24 @@ internal static class Common
 
     public static Option<string?> VocabOption() => new("--vocab")
     {
-        Description = $"BPE vocabulary ({VocabularyLocator.BpeFileName} or a Hugging Face vocab.json); default: ${VocabularyLocator.EnvironmentVariable}, the checkpoint's folder, ~/.cache/clipsharp",
+        Description = $"BPE vocabulary (a .txt.gz like {VocabularyLocator.BpeFileName}, or a Hugging Face vocab.json); default: the one the checkpoint records or keeps beside it, " +
+                      $"${VocabularyLocator.EnvironmentVariable}, ~/.cache/clipsharp, else OpenAI's built-in {VocabularyLocator.BpeFileName}",
     };
+
+    /// <summary>
+    /// The model's tokenizer (<see cref="ClipModel.LoadTokenizer"/>): <paramref name="vocab"/> or the model's own vocabulary,
+    /// refused in one line when its size differs from the model's vocab_size, before any tensor work.
+    /// </summary>
+    public static ClipTokenizer LoadTokenizer(ClipModel model, string? vocab)
+    {
+        try { return model.LoadTokenizer(vocab); }
+        catch (VocabularyMismatchException e)
+        {
+            throw new CliException(e.Description + (vocab is null
+                ? "; pass --vocab with the vocabulary the model was trained with"
+                : "; --vocab must be the vocabulary the model was trained with"));
+        }
+    }
 
     public static ClipModel LoadModel(string path, string? config)
     {

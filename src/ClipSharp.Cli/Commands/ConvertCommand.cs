@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ClipSharp.Checkpoints;
+using ClipSharp.Text;
 
 namespace ClipSharp.Cli.Commands;
 
@@ -23,9 +24,17 @@ internal static class ConvertCommand
             // Loading validates the whole checkpoint (format, keys, shapes) before anything is written.
             using var model = Common.LoadModel(r.GetValue(input)!, r.GetValue(config));
             var outPath = r.GetValue(output)!;
+            // A vocabulary the model declares (ClipSharp-trained weights) goes along, so that the converted weights find it.
+            ClipTokenizer? vocabulary = null;
+            if (model.Vocabulary is { IsBuiltIn: false })
+            {
+                try { vocabulary = VocabularyLocator.Load(null, model.CheckpointPath, model.Vocabulary); }
+                catch (FileNotFoundException e) { Console.Error.WriteLine($"warning: {e.Message}; the converted weights record it, but it is not copied beside them"); }
+            }
             if (r.GetValue(layout) == "openai")
             {
                 model.Save(outPath);
+                if (vocabulary is not null) VocabularyLocator.SaveBeside(vocabulary, Path.GetDirectoryName(Path.GetFullPath(outPath))!);
                 Console.Error.WriteLine($"wrote {outPath} (OpenAI layout, config in metadata)");
             }
             else
@@ -33,8 +42,11 @@ internal static class ConvertCommand
                 Directory.CreateDirectory(outPath);
                 using var openai = model.ExportStateDict();
                 using var hf = HuggingFaceLayout.FromOpenAI(openai, model.Config);
-                SafeTensors.Save(Path.Combine(outPath, "model.safetensors"), hf, new Dictionary<string, string> { ["format"] = "pt" });
+                var meta = new Dictionary<string, string> { ["format"] = "pt" };
+                if (model.Vocabulary is not null) meta[VocabularyRecord.MetadataKey] = model.Vocabulary.ToJson();
+                SafeTensors.Save(Path.Combine(outPath, "model.safetensors"), hf, meta);
                 HuggingFaceLayout.WriteConfig(model.Config, Path.Combine(outPath, "config.json"));
+                if (vocabulary is not null) VocabularyLocator.SaveBeside(vocabulary, outPath);
                 Console.Error.WriteLine($"wrote {outPath}/model.safetensors and config.json (Hugging Face CLIPModel layout)");
             }
             return 0;

@@ -33,14 +33,16 @@ internal static class EncodeCommand
             Common.RequireFiles(imageFiles);
 
             using var m = Common.LoadModel(r.GetValue(model)!, r.GetValue(config));
+            // Checked before any image is encoded.
+            var tokenizer = textList.Length > 0 ? Common.LoadTokenizer(m, r.GetValue(vocab)) : null;
             using var scope = NewDisposeScope();
             using var _ = torch.inference_mode();
             using var result = new StateDict();
             Tensor? img = null, txt = null;
             if (imageFiles.Length > 0) img = m.EncodeImages(imageFiles);
             else if (pixelFile is not null) img = m.EncodeImage(Common.ReadTensor(pixelFile, "pixel_values", stackImages: true));
-            if (textList.Length > 0) txt = m.EncodeTexts(textList, VocabularyLocator.Load(r.GetValue(vocab), r.GetValue(model)));
-            else if (idsFile is not null) txt = m.EncodeText(Common.ReadTensor(idsFile, "input_ids", stackImages: false));
+            if (tokenizer is not null) txt = m.EncodeTexts(textList, tokenizer);
+            else if (idsFile is not null) txt = m.EncodeText(CheckedIds(Common.ReadTensor(idsFile, "input_ids", stackImages: false), idsFile, m.Config.VocabSize));
             if (img is not null) result.Add("image_embeds", img.clone());
             if (txt is not null) result.Add("text_embeds", txt.clone());
             if (img is not null && txt is not null) result.Add("logits_per_image", m.Logits(img, txt).LogitsPerImage.clone());
@@ -49,5 +51,20 @@ internal static class EncodeCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Token ids from a file: integers in [0, vocab_size) in rows, or the embedding lookup would abort in libtorch.</summary>
+    static Tensor CheckedIds(Tensor ids, string path, int vocabSize)
+    {
+        if (ids.dtype is not (ScalarType.Int64 or ScalarType.Int32 or ScalarType.Int16 or ScalarType.Int8 or ScalarType.Byte))
+            throw new CliException($"{path}: input_ids must be integers, found {ids.dtype}");
+        if (ids.dim() != 2) throw new CliException($"{path}: input_ids must be [N, context_length], found [{string.Join(",", ids.shape)}]");
+        if (ids.numel() > 0)
+        {
+            long min = ids.min().to(ScalarType.Int64).item<long>(), max = ids.max().to(ScalarType.Int64).item<long>();
+            if (min < 0 || max >= vocabSize)
+                throw new CliException($"{path}: input_ids hold ids from {min} to {max}, outside the model's vocabulary of {vocabSize} (0..{vocabSize - 1})");
+        }
+        return ids;
     }
 }

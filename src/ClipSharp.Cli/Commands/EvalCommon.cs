@@ -116,7 +116,8 @@ internal sealed class EvalCommon
         if (workers < 1) throw new CliException("--workers must be at least 1");
         using var model = Common.LoadModel(modelPath, r.GetValue(Config));
         if (r.GetValue(Bf16)) model.UseBFloat16Weights();
-        var tokenizer = VocabularyLocator.Load(r.GetValue(Vocab), modelPath);
+        // The vocabulary is checked against the model here, before any image is encoded.
+        var tokenizer = Common.LoadTokenizer(model, r.GetValue(Vocab));
         string? cacheDir = r.GetValue(NoCache) ? null : r.GetValue(CacheDir) ?? DefaultCacheDir();
         var outDir = r.GetValue(Output)!; // created by the report writers, so `clip predict` leaves no empty folder
         Status = quiet ? _ => { } : line => Console.Error.WriteLine(line);

@@ -78,7 +78,7 @@ internal static class SearchCommand
             using var m = Common.LoadModel(modelPath, configPath);
             try { index.CheckModel(m); }
             catch (InvalidOperationException e) { throw new CliException($"{modelPath}: {e.Message}"); }
-            ClipTokenizer? tokenizer = texts.Length > 0 ? VocabularyLocator.Load(r.GetValue(vocab), modelPath) : null;
+            ClipTokenizer? tokenizer = texts.Length > 0 ? Common.LoadTokenizer(m, r.GetValue(vocab)) : null;
             var results = new List<(string Query, IReadOnlyList<SearchHit> Hits)>();
             foreach (var q in texts)
             {

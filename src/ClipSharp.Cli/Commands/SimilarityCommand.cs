@@ -22,7 +22,7 @@ internal static class SimilarityCommand
             Common.RequireFiles([img]);
             var labels = r.GetValue(texts)!;
             using var m = Common.LoadModel(r.GetValue(model)!, r.GetValue(config));
-            var tok = VocabularyLocator.Load(r.GetValue(vocab), r.GetValue(model));
+            var tok = Common.LoadTokenizer(m, r.GetValue(vocab));
             using var scope = NewDisposeScope();
             var probs = m.Probabilities(m.EncodeImages([img]), m.EncodeTexts(labels, tok));
             Console.WriteLine($"Label probs for {Path.GetFileName(img)}:");

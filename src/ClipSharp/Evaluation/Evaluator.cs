@@ -107,10 +107,12 @@ public sealed class Evaluator
     string? _checkpointFingerprint;
 
     /// <summary>Creates an evaluator around a loaded model (put in eval mode here).</summary>
+    /// <exception cref="VocabularyMismatchException">The tokenizer's vocabulary does not fit the model: refused here, before any image is encoded.</exception>
     public Evaluator(ClipModel model, ClipTokenizer tokenizer, EvaluatorOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
+        model.CheckVocabulary(tokenizer);
         _model = model;
         _tokenizer = tokenizer;
         Options = options ?? new EvaluatorOptions();

@@ -25,6 +25,8 @@ public sealed partial class ClipModel
             model.LoadWeights(checkpoint.State, path);
             if (PreprocessingConfig.Find(path, checkpoint.Metadata) is { } declared)
                 model.Normalisation = declared;
+            model.Vocabulary = VocabularyRecord.FromMetadata(checkpoint.Metadata, path);
+            model.CheckpointPath = path;
         }
         catch
         {
@@ -94,7 +96,43 @@ public sealed partial class ClipModel
         };
         if (Normalisation != (ClipImagePreprocessorOptions.ClipMean, ClipImagePreprocessorOptions.ClipStd))
             meta[PreprocessingConfig.MetadataKey] = PreprocessingConfig.ToMetadata(Normalisation.Mean, Normalisation.Std);
+        if (Vocabulary is not null) meta[VocabularyRecord.MetadataKey] = Vocabulary.ToJson();
         SafeTensors.Save(path, sd, meta);
+    }
+
+    /// <summary>The checkpoint <see cref="Load"/> read this model from (null for a model built in memory).</summary>
+    public string? CheckpointPath { get; private set; }
+
+    /// <summary>
+    /// The vocabulary the model's token embedding belongs to, as its checkpoint declares it (checkpoints ClipSharp
+    /// writes; null for others). <see cref="Save"/> records it, <see cref="LoadTokenizer"/> finds it.
+    /// </summary>
+    public VocabularyRecord? Vocabulary { get; set; }
+
+    /// <summary>
+    /// The model's tokenizer: <paramref name="vocabularyPath"/> if given, else the vocabulary its checkpoint declares or
+    /// keeps beside it, else the defaults of <see cref="VocabularyLocator"/> (ending with the built-in OpenAI vocabulary);
+    /// then checked against the model with <see cref="CheckVocabulary"/>.
+    /// </summary>
+    /// <exception cref="VocabularyMismatchException">The vocabulary's size differs from the model's <c>vocab_size</c>.</exception>
+    /// <exception cref="FileNotFoundException">The given or declared vocabulary cannot be found.</exception>
+    public ClipTokenizer LoadTokenizer(string? vocabularyPath = null)
+    {
+        var tokenizer = VocabularyLocator.Load(vocabularyPath, CheckpointPath, Vocabulary);
+        CheckVocabulary(tokenizer);
+        return tokenizer;
+    }
+
+    /// <summary>
+    /// Refuses a tokenizer whose vocabulary size differs from the model's <c>vocab_size</c>: larger, its ids would index
+    /// past the token embedding; smaller, its ids would stand for other tokens than the model learned. Cheap; the text
+    /// entry points call it before any work.
+    /// </summary>
+    /// <exception cref="VocabularyMismatchException">The sizes differ; the message names both and the vocabulary.</exception>
+    public void CheckVocabulary(ClipTokenizer tokenizer)
+    {
+        ArgumentNullException.ThrowIfNull(tokenizer);
+        if (tokenizer.VocabSize != Config.VocabSize) throw new VocabularyMismatchException(CheckpointPath, Config.VocabSize, tokenizer);
     }
 
     /// <summary>
@@ -134,8 +172,10 @@ public sealed partial class ClipModel
     /// Embeds texts: tokenizes (truncating over-long texts by default, as the reference clip.tokenize(truncate=True)),
     /// runs the text tower without autograd, and returns float32 features [N, embed_dim] (unnormalised).
     /// </summary>
+    /// <exception cref="VocabularyMismatchException">The tokenizer's vocabulary does not fit the model (<see cref="CheckVocabulary"/>).</exception>
     public Tensor EncodeTexts(IReadOnlyList<string> texts, ClipTokenizer tokenizer, bool truncate = true, int batchSize = 256)
     {
+        CheckVocabulary(tokenizer);
         var parts = new List<Tensor>();
         using var scope = NewDisposeScope();
         using var _ = torch.inference_mode();

@@ -50,7 +50,17 @@ public sealed class ClipTokenizer
     /// <summary>Number of BPE merges.</summary>
     public int MergeCount => _merges.Count;
 
-    ClipTokenizer(Dictionary<string, int> encoder, IReadOnlyList<(string A, string B)> merges)
+    /// <summary>Where the vocabulary came from, for messages: the file's full path, or the built-in file's name.</summary>
+    public string Source { get; }
+
+    /// <summary>Which vocabulary this is (files, SHA-256, token count); checkpoints ClipSharp writes record it.</summary>
+    public VocabularyRecord Vocabulary { get; }
+
+    /// <summary>Full paths of the files read, in <see cref="VocabularyRecord.Files"/> order (empty for the built-in one).</summary>
+    internal IReadOnlyList<string> SourcePaths { get; }
+
+    ClipTokenizer(Dictionary<string, int> encoder, IReadOnlyList<(string A, string B)> merges, string source,
+        string format, IReadOnlyList<VocabularyFile> files, IReadOnlyList<string> sourcePaths)
     {
         _encoder = encoder;
         int maxId = encoder.Values.DefaultIfEmpty(-1).Max();
@@ -80,6 +90,9 @@ public sealed class ClipTokenizer
 
         StartOfTextId = Lookup(StartOfText);
         EndOfTextId = Lookup(EndOfText);
+        Source = source;
+        SourcePaths = sourcePaths;
+        Vocabulary = new VocabularyRecord(format, files, VocabSize);
     }
 
     int Lookup(string token) =>
@@ -109,21 +122,68 @@ public sealed class ClipTokenizer
         return (bytes.Select(b => (byte)b).ToArray(), chars.ToArray());
     }
 
+    /// <summary>File name of OpenAI's vocabulary, the one built into ClipSharp.</summary>
+    public const string BuiltInFileName = "bpe_simple_vocab_16e6.txt.gz";
+
+    /// <summary>SHA-256 of OpenAI's <c>bpe_simple_vocab_16e6.txt.gz</c> (the CLIP release's file, built into ClipSharp).</summary>
+    public const string BuiltInSha256 = "924691ac288e54409236115652ad4aa250f48203de50a9e4722a6ecd48d6804a";
+
+    const string BuiltInResource = "ClipSharp.Text.Data." + BuiltInFileName;
+
+    static readonly Lazy<ClipTokenizer> BuiltInTokenizer = new(() =>
+    {
+        var bytes = BuiltInBytes();
+        var file = VocabularyFile.Of(BuiltInFileName, bytes);
+        if (file.Sha256 != BuiltInSha256)
+            throw new InvalidDataException($"the built-in {BuiltInFileName} has SHA-256 {file.Sha256}, expected {BuiltInSha256}: the ClipSharp assembly is damaged");
+        return FromBpeBytes(bytes, $"{BuiltInFileName} (built into ClipSharp)", file, []);
+    });
+
+    /// <summary>
+    /// The tokenizer of the released CLIP models, from OpenAI's <c>bpe_simple_vocab_16e6.txt.gz</c> embedded in the
+    /// ClipSharp assembly (MIT licence of the CLIP release; see THIRD-PARTY-NOTICES). Loaded once and shared.
+    /// </summary>
+    public static ClipTokenizer BuiltIn => BuiltInTokenizer.Value;
+
+    /// <summary>The bytes of the embedded <c>bpe_simple_vocab_16e6.txt.gz</c>, exactly as released.</summary>
+    public static byte[] BuiltInBytes()
+    {
+        using var stream = typeof(ClipTokenizer).Assembly.GetManifestResourceStream(BuiltInResource)
+            ?? throw new InvalidOperationException($"the ClipSharp assembly lacks its embedded resource {BuiltInResource}");
+        using var copy = new MemoryStream();
+        stream.CopyTo(copy);
+        return copy.ToArray();
+    }
+
     /// <summary>
     /// Loads the reference vocabulary file <c>bpe_simple_vocab_16e6.txt.gz</c>: gzip-compressed UTF-8,
     /// line 0 a header, then 48,894 merges (further lines are ignored). Ids: 256 byte characters,
     /// the same with <c>&lt;/w&gt;</c>, the merge results in order, then the two special tokens.
+    /// Files written by <see cref="BpeTrainer"/> have the same layout with their own merge count.
     /// </summary>
     /// <param name="path">Path of the <c>.txt.gz</c> file.</param>
     /// <returns>The tokenizer.</returns>
     public static ClipTokenizer FromBpeFile(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        string full = Path.GetFullPath(path);
+        var bytes = File.ReadAllBytes(full);
+        return FromBpeBytes(bytes, full, VocabularyFile.Of(Path.GetFileName(full), bytes), [full]);
+    }
+
+    static ClipTokenizer FromBpeBytes(byte[] gzipped, string source, VocabularyFile file, IReadOnlyList<string> paths)
+    {
         string content;
-        using (var file = File.OpenRead(path))
-        using (var gz = new GZipStream(file, CompressionMode.Decompress))
-        using (var reader = new StreamReader(gz, new UTF8Encoding(false, true)))
+        try
+        {
+            using var gz = new GZipStream(new MemoryStream(gzipped), CompressionMode.Decompress);
+            using var reader = new StreamReader(gz, new UTF8Encoding(false, true));
             content = reader.ReadToEnd();
+        }
+        catch (Exception e) when (e is InvalidDataException or DecoderFallbackException)
+        {
+            throw new InvalidDataException($"{source}: not a gzip-compressed UTF-8 BPE vocabulary ({e.Message})", e);
+        }
 
         var lines = content.Split('\n');
         // The reference file: 48,894 merges are used (the file holds more lines, which are ignored).
@@ -131,11 +191,11 @@ public sealed class ClipTokenizer
         int mergeCount = 49152 - 256 - 2;
         if (lines[0].StartsWith(BpeTrainer.HeaderPrefix, StringComparison.Ordinal) &&
             !int.TryParse(lines[0].AsSpan(BpeTrainer.HeaderPrefix.Length).Trim(), out mergeCount))
-            throw new InvalidDataException($"{path}: malformed header '{lines[0].Trim()}'.");
+            throw new InvalidDataException($"{source}: malformed header '{lines[0].Trim()}'.");
         if (lines.Length < mergeCount + 1)
-            throw new InvalidDataException($"{path}: expected at least {mergeCount + 1} lines, found {lines.Length}.");
+            throw new InvalidDataException($"{source}: expected at least {mergeCount + 1} lines, found {lines.Length}.");
         var merges = new List<(string, string)>(mergeCount);
-        for (int i = 1; i <= mergeCount; i++) merges.Add(SplitMerge(lines[i], path, i));
+        for (int i = 1; i <= mergeCount; i++) merges.Add(SplitMerge(lines[i], source, i));
 
         var (_, chars) = ByteToUnicode();
         var vocab = new List<string>(mergeCount + 514);
@@ -146,7 +206,7 @@ public sealed class ClipTokenizer
         vocab.Add(EndOfText);
         var encoder = new Dictionary<string, int>(vocab.Count, StringComparer.Ordinal);
         for (int i = 0; i < vocab.Count; i++) encoder[vocab[i]] = i; // later duplicates win, as in a Python dict
-        return new ClipTokenizer(encoder, merges);
+        return new ClipTokenizer(encoder, merges, source, VocabularyRecord.BpeFormat, [file], paths);
     }
 
     /// <summary>
@@ -160,19 +220,34 @@ public sealed class ClipTokenizer
     {
         ArgumentNullException.ThrowIfNull(vocabJsonPath);
         ArgumentNullException.ThrowIfNull(mergesTxtPath);
-        var encoder = JsonSerializer.Deserialize<Dictionary<string, int>>(File.ReadAllText(vocabJsonPath, Encoding.UTF8))
-            ?? throw new InvalidDataException($"{vocabJsonPath}: empty vocabulary.");
+        string vocabFull = Path.GetFullPath(vocabJsonPath), mergesFull = Path.GetFullPath(mergesTxtPath);
+        var vocabBytes = File.ReadAllBytes(vocabFull);
+        var mergesBytes = File.ReadAllBytes(mergesFull);
+        Dictionary<string, int> encoder;
+        try
+        {
+            encoder = JsonSerializer.Deserialize<Dictionary<string, int>>(WithoutBom(vocabBytes))
+                ?? throw new InvalidDataException($"{vocabFull}: empty vocabulary.");
+        }
+        catch (JsonException e) { throw new InvalidDataException($"{vocabFull}: not a token → id JSON object ({e.Message})", e); }
         encoder = new Dictionary<string, int>(encoder, StringComparer.Ordinal);
         var merges = new List<(string, string)>();
-        var lines = File.ReadAllLines(mergesTxtPath, Encoding.UTF8);
+        string text;
+        try { text = new UTF8Encoding(false, true).GetString(WithoutBom(mergesBytes)); }
+        catch (DecoderFallbackException e) { throw new InvalidDataException($"{mergesFull}: not UTF-8 text ({e.Message})", e); }
+        var lines = text.Split('\n');
         for (int i = 0; i < lines.Length; i++)
         {
             string line = lines[i].TrimEnd('\r');
             if (line.Length == 0 || (i == 0 && line.StartsWith("#version", StringComparison.Ordinal))) continue;
-            merges.Add(SplitMerge(line, mergesTxtPath, i));
+            merges.Add(SplitMerge(line, mergesFull, i));
         }
-        return new ClipTokenizer(encoder, merges);
+        VocabularyFile[] files = [VocabularyFile.Of(Path.GetFileName(vocabFull), vocabBytes), VocabularyFile.Of(Path.GetFileName(mergesFull), mergesBytes)];
+        return new ClipTokenizer(encoder, merges, vocabFull, VocabularyRecord.HuggingFaceFormat, files, [vocabFull, mergesFull]);
     }
+
+    static ReadOnlySpan<byte> WithoutBom(byte[] bytes) =>
+        bytes.AsSpan().StartsWith((ReadOnlySpan<byte>)[0xEF, 0xBB, 0xBF]) ? bytes.AsSpan(3) : bytes;
 
     static (string, string) SplitMerge(string line, string path, int lineNo)
     {

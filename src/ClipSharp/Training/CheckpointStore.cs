@@ -50,7 +50,9 @@ public sealed partial class CheckpointStore(string runDirectory, int keepLast = 
         {
             SafeTensors.Save(staged, tensors, metadata);
             BeforeCommit?.Invoke(staged);
+            FailPoints.Reach(FailPoints.CheckpointStaged, step);
             File.Move(staged, final, overwrite: true);
+            FailPoints.Reach(FailPoints.CheckpointCommitted, step);
         }
         finally
         {

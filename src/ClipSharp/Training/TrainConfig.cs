@@ -242,7 +242,8 @@ public sealed record DataSection
     /// <summary>Zero-shot evaluation on a class folder (optional).</summary>
     public ZeroShotSection? ZeroShot { get; init; }
 
-    /// <summary>Path of bpe_simple_vocab_16e6.txt.gz (null: CLIPSHARP_BPE, then known locations).</summary>
+    /// <summary>The BPE vocabulary: a .txt.gz file or a Hugging Face vocab.json (null: model.init_from's own vocabulary, else
+    /// CLIPSHARP_BPE_VOCAB, ~/.cache/clipsharp, else OpenAI's built-in bpe_simple_vocab_16e6.txt.gz; see <see cref="Text.VocabularyLocator"/>).</summary>
     public string? Vocab { get; init; }
 
     /// <summary>The contrastive batch (global batch over which the loss is computed).</summary>

@@ -53,7 +53,7 @@ public sealed class TrainingRun : IDisposable
     {
         cfg = config;
         this.baseDirectory = baseDirectory;
-        this.tokenizer = tokenizer ?? VocabularyLocator.Load(ResolvePath(cfg.Data.Vocab));
+        this.tokenizer = tokenizer ?? LoadVocabulary();
         this.sources = sources ?? cfg.Data.Train.Select(s => PairSource.Open(s, baseDirectory)).ToList();
         if (this.sources.Count == 0) throw new InvalidDataException("data.train lists no sources");
         valSource = validation ?? (cfg.Data.Val is { } v ? PairSource.Open(v, baseDirectory) : null);
@@ -84,6 +84,19 @@ public sealed class TrainingRun : IDisposable
 
     /// <summary>The training sources.</summary>
     public IReadOnlyList<PairSource> Sources => sources;
+
+    /// <summary>
+    /// <c>data.vocab</c>; without it, the vocabulary of <c>model.init_from</c> (recorded in or kept beside a checkpoint
+    /// ClipSharp wrote), else the defaults of <see cref="VocabularyLocator"/>.
+    /// </summary>
+    private ClipTokenizer LoadVocabulary()
+    {
+        if (cfg.Data.Vocab is not null || cfg.Model.InitFrom is null) return VocabularyLocator.Load(ResolvePath(cfg.Data.Vocab));
+        string init = ResolvePath(cfg.Model.InitFrom)!;
+        VocabularyRecord? declared = File.Exists(init) && init.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
+            ? VocabularyRecord.FromMetadata(SafeTensors.ReadHeader(init).Metadata, init) : null;
+        return VocabularyLocator.Load(null, init, declared);
+    }
 
     private string? ResolvePath(string? p) => p is null ? null : Path.IsPathRooted(p) ? p : Path.GetFullPath(Path.Combine(baseDirectory, p));
 
@@ -146,19 +159,27 @@ public sealed class TrainingRun : IDisposable
             int stale = AtomicFile.RemoveStale(RunDirectory) + AtomicFile.RemoveStale(Store.Directory, stagedCheckpoints: true);
             if (stale > 0) OnLog?.Invoke($"removed {stale} temporary file(s) left by an interrupted run");
             AtomicFile.WriteAllText(Path.Combine(RunDirectory, "config.resolved.json"), cfg.ToJson());
+            // The weights written here record their vocabulary; a copy of it beside them lets them load with no flags.
+            VocabularyLocator.SaveBeside(tokenizer, RunDirectory);
         }
+        FailPoints.Reach(FailPoints.Start);
 
         TrainingCheckpoint? ckpt = null;
         if (resume is not null && lead)
         {
             string? path = resume == "latest" ? Store.Latest() : ResolvePath(resume);
             if (path is null) OnLog?.Invoke("resume: no checkpoint yet, starting fresh");
-            else ckpt = CheckpointStore.Load(path);
+            else
+            {
+                ckpt = CheckpointStore.Load(path);
+                FailPoints.Reach(FailPoints.Resumed);
+            }
         }
         try
         {
             torch.manual_seed(cfg.Seed);
             using var model = BuildModel(ckpt);
+            model.Vocabulary = tokenizer.Vocabulary; // recorded in best/final.safetensors by Save
             var arch = model.Config;
             if (lead) AtomicFile.WriteAllText(Path.Combine(RunDirectory, "model.config.json"), arch.ToJson());
             var frozen = Freezing.Apply(model, cfg.Freeze);
@@ -214,6 +235,7 @@ public sealed class TrainingRun : IDisposable
             IReadOnlyDictionary<string, double> lastVal = new Dictionary<string, double>();
             double sps = 0;
             model.train();
+            FailPoints.Reach(FailPoints.Ready);
             while (trainer.StepCount < total)
             {
                 cancel.ThrowIfCancellationRequested();
@@ -227,6 +249,7 @@ public sealed class TrainingRun : IDisposable
                     r = trainer.Step(pixels, ids);
                 }
                 dataPosition = batch.EndPosition;
+                FailPoints.Reach(FailPoints.StepComputed, r.Step);
                 long done = trainer.StepCount - startStep;
                 sps = done * (double)cfg.Data.BatchSize / clock.Elapsed.TotalSeconds;
                 var eta = TimeSpan.FromSeconds((total - trainer.StepCount) * clock.Elapsed.TotalSeconds / done);
@@ -238,6 +261,7 @@ public sealed class TrainingRun : IDisposable
                         ["train/loss"] = r.Loss, ["train/lr"] = r.Lr, ["train/logit_scale"] = r.LogitScale,
                         ["train/grad_norm"] = r.GradNorm, ["train/samples_per_s"] = sps, ["train/skipped"] = loader.SkippedTotal,
                     });
+                FailPoints.Reach(FailPoints.StepLogged, r.Step);
                 bool evalNow = validator is { HasWork: true } && (last || (cfg.Output.EvalEvery > 0 && trainer.StepCount % cfg.Output.EvalEvery == 0));
                 if (evalNow)
                 {
@@ -300,6 +324,10 @@ public sealed class TrainingRun : IDisposable
 
     private (long[] DataPositions, double Best) Restore(TrainingCheckpoint ckpt, ClipTrainer trainer, int world)
     {
+        // The token embedding's rows mean the tokens of the vocabulary the checkpoint was trained with.
+        if (VocabularyRecord.FromMetadata(ckpt.Metadata, ckpt.Path) is { } trained && !trained.SameContent(tokenizer.Vocabulary))
+            throw new InvalidDataException(
+                $"{ckpt.Path}: trained with the vocabulary {trained}, but this run tokenizes with {tokenizer.Source} ({tokenizer.Vocabulary}); set data.vocab to the checkpoint's vocabulary");
         int saved = ckpt.Metadata.TryGetValue("world_size", out var ws) ? int.Parse(ws, CultureInfo.InvariantCulture) : 1;
         if (saved != world)
             throw new InvalidDataException(
@@ -347,6 +375,7 @@ public sealed class TrainingRun : IDisposable
             ["model_config"] = trainer.Model.Config.ToJson(),
             ["train_config"] = cfg.ToJson(),
             [ClipModel.ConfigMetadataKey] = trainer.Model.Config.ToJson(),
+            [VocabularyRecord.MetadataKey] = tokenizer.Vocabulary.ToJson(),
         };
         if (!double.IsNaN(best)) meta["best"] = best.ToString("R", CultureInfo.InvariantCulture);
         if (dataPositions.Length > 1)

@@ -95,6 +95,7 @@ public sealed class ZeroShotClassifier : IDisposable
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(tokenizer);
         ArgumentNullException.ThrowIfNull(texts);
+        model.CheckVocabulary(tokenizer);
         using var scope = NewDisposeScope();
         using var noGrad = torch.no_grad();
         var parts = new List<Tensor>();

@@ -5,6 +5,7 @@ using static TorchSharp.torch;
 namespace ClipSharp.Tests.Modeling;
 
 /// <summary>Accuracy gate of the bf16 mixed-precision path: every embedding has cosine ≥ 0.999 with float32.</summary>
+[Collection("global generator")] // random weights and inputs from the process-wide generator: the same draws every run
 public class BFloat16AccuracyTests
 {
     static void AssertCosine(Tensor fp32, Tensor bf16, string what)

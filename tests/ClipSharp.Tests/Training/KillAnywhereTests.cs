@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using ClipSharp.Checkpoints;
 using ClipSharp.Training;
 using Xunit.Abstractions;
@@ -9,19 +8,18 @@ namespace ClipSharp.Tests.Training;
 
 /// <summary>
 /// <c>clip train</c> as a separate process, killed with SIGKILL at moments spread over start-up, steps and checkpoint
-/// writes, then resumed with <c>--resume latest</c> each time. After every kill all checkpoints on disk must load in
-/// full and the newest must be at most one checkpoint interval behind the last step the process reported; the run
-/// finished through the kills must end with the same weights as one that was never interrupted.
+/// writes, then resumed with <c>--resume latest</c> each time. Each moment is a fail point (<see cref="FailPoints"/>):
+/// the child stops itself there and the test kills it, so a kill can neither come too late on a fast machine nor too
+/// early on a slow one. After every kill all checkpoints on disk must load in full and the newest must be exactly the
+/// one the moment allows (at most one interval behind); the run finished through the kills must end with the same
+/// weights as one that was never interrupted.
 /// </summary>
-public partial class KillAnywhereTests(ITestOutputHelper output) : IDisposable
+public class KillAnywhereTests(ITestOutputHelper output) : IDisposable
 {
     const int Steps = 60, CheckpointEvery = 3;
     readonly string root = Directory.CreateTempSubdirectory("clipsharp-kill-").FullName;
 
     public void Dispose() { try { Directory.Delete(root, true); } catch (IOException) { } }
-
-    [GeneratedRegex(@"^step (\d+)/\d+ ")]
-    private static partial Regex StepLine();
 
     string WriteRunConfig(string runName)
     {
@@ -63,76 +61,128 @@ public partial class KillAnywhereTests(ITestOutputHelper output) : IDisposable
         return path;
     }
 
-    /// <summary>Starts <c>clip train</c>; returns the process and the list its reported steps are added to.</summary>
-    static (Process Process, List<int> Steps) Start(string configPath, bool resume)
+    /// <summary>A child <c>clip train</c> process with its stderr lines collected and the fail point it reports.</summary>
+    sealed class Child
+    {
+        public required Process Process { get; init; }
+        public List<string> Lines { get; } = [];
+        /// <summary>Set when the child says it stopped at its armed fail point.</summary>
+        public ManualResetEventSlim Stopped { get; } = new();
+        public readonly ManualResetEventSlim StderrClosed = new();
+        public string Tail() { lock (Lines) return string.Join("\n", Lines.TakeLast(15)); }
+    }
+
+    /// <summary>Starts <c>clip train</c>, armed with <paramref name="failPoint"/> (CLIPSHARP_FAILPOINT) when given.</summary>
+    static Child Start(string configPath, bool resume, string? failPoint)
     {
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
         var psi = new ProcessStartInfo(dotnet) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         foreach (var a in new[] { "exec", Path.Combine(AppContext.BaseDirectory, "clip.dll"), "train", "--config", configPath }) psi.ArgumentList.Add(a);
         if (resume) { psi.ArgumentList.Add("--resume"); psi.ArgumentList.Add("latest"); }
         psi.Environment["OMP_NUM_THREADS"] = "1";
-        var steps = new List<int>();
-        var p = new Process { StartInfo = psi };
-        p.Start();
-        // Dedicated threads, not Process's async events: those run on the thread pool, which the other tests running
-        // in parallel can starve, so step lines arrived after the child had already finished and kills were missed.
-        var err = p.StandardError;
-        var stdout = p.StandardOutput;
+        if (failPoint is not null) psi.Environment["CLIPSHARP_FAILPOINT"] = failPoint;
+        else psi.Environment.Remove("CLIPSHARP_FAILPOINT");
+        var child = new Child { Process = new Process { StartInfo = psi } };
+        child.Process.Start();
+        var err = child.Process.StandardError;
+        var stdout = child.Process.StandardOutput;
+        // Dedicated threads, not Process's async events (those run on the thread pool that parallel tests can starve).
         new Thread(() =>
         {
             while (err.ReadLine() is { } line)
             {
-                var m = StepLine().Match(line);
-                if (m.Success) lock (steps) steps.Add(int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+                lock (child.Lines) child.Lines.Add(line);
+                if (failPoint is not null && line == $"failpoint {failPoint} reached") child.Stopped.Set();
             }
-        }) { IsBackground = true, Priority = ThreadPriority.AboveNormal }.Start();
+            child.StderrClosed.Set();
+        }) { IsBackground = true }.Start();
         new Thread(() => { while (stdout.ReadLine() is not null) { } }) { IsBackground = true }.Start();
-        return (p, steps);
+        return child;
     }
 
     static long NewestCheckpointStep(string runDir) => new CheckpointStore(runDir).List() is { Count: > 0 } l ? l[^1].Step : 0;
+
+    /// <summary>Only a hang ends a wait: a run of this size takes seconds even on a loaded machine.</summary>
+    static readonly TimeSpan HangGuard = TimeSpan.FromMinutes(10);
+
+    /// <summary>One planned kill: the fail point the child stops at, and the newest checkpoint that must survive it.</summary>
+    record Kill(string Name, long? Step, long ExpectedNewest, bool TearStagedFile = false)
+    {
+        public string FailPoint => Step is long k ? $"{Name}@{k}" : Name;
+    }
+
+    /// <summary>The order of the kills: every fail point at least once, the staged checkpoint both whole and torn.</summary>
+    static readonly string[] Schedule =
+    [
+        FailPoints.StepComputed, FailPoints.Start, FailPoints.CheckpointStaged + "/torn", FailPoints.StepLogged, FailPoints.Resumed,
+        FailPoints.CheckpointCommitted, FailPoints.Ready, FailPoints.CheckpointStaged, FailPoints.StepComputed,
+    ];
+
+    /// <summary>
+    /// Kill number <paramref name="index"/>, with steps drawn from a seeded generator: moments during start-up (before
+    /// anything is loaded, after the resume checkpoint is read, with everything built), between steps (an update applied
+    /// but not reported, or reported and logged) and inside checkpoint writes (staged but not renamed, with the staged
+    /// file whole or torn in half as a kill in mid-write leaves it; renamed but older ones not pruned). Each is planned
+    /// from the newest checkpoint the previous kill left, so the resumed run reaches it whatever the machine's speed.
+    /// </summary>
+    static Kill Plan(int index, long newest, Random rng)
+    {
+        long step = newest + rng.Next(1, 2 * CheckpointEvery + 1);
+        // Checkpoint moments lie at least two intervals ahead, so that each of them moves the newest checkpoint on.
+        long checkpoint = (newest / CheckpointEvery + 2 + rng.Next(0, 2)) * CheckpointEvery;
+        long checkpointBefore = Math.Max(newest, (step - 1) / CheckpointEvery * CheckpointEvery);
+        return Schedule[index] switch
+        {
+            FailPoints.StepComputed or FailPoints.StepLogged => new(Schedule[index], step, checkpointBefore),
+            FailPoints.CheckpointStaged => new(FailPoints.CheckpointStaged, checkpoint, checkpoint - CheckpointEvery),
+            FailPoints.CheckpointStaged + "/torn" => new(FailPoints.CheckpointStaged, checkpoint, checkpoint - CheckpointEvery, TearStagedFile: true),
+            FailPoints.CheckpointCommitted => new(FailPoints.CheckpointCommitted, checkpoint, checkpoint),
+            _ => new(Schedule[index], null, newest), // start-up: no step is lost
+        };
+    }
 
     [Fact]
     public void SigkillAtAnyMomentLosesAtMostOneIntervalAndResumesToTheSameWeights()
     {
         // The reference: one uninterrupted process.
-        var (straight, _) = Start(WriteRunConfig("straight"), resume: false);
-        Assert.True(straight.WaitForExit(TimeSpan.FromMinutes(3)), "the uninterrupted run did not finish in 3 minutes");
-        Assert.Equal(0, straight.ExitCode);
+        var straight = Start(WriteRunConfig("straight"), resume: false, failPoint: null);
+        Assert.True(straight.Process.WaitForExit(HangGuard), "the uninterrupted run hung");
+        straight.StderrClosed.Wait(HangGuard);
+        Assert.True(straight.Process.ExitCode == 0, $"the uninterrupted run failed:\n{straight.Tail()}");
 
         string config = WriteRunConfig("killed");
         string runDir = Path.Combine(root, "killed");
         var rng = new Random(1234);
         long newest = 0;
-        int kills = 0, attempts = 0;
-        while (true)
+        var seen = new HashSet<string>();
+        bool stagedFileLeft = false;
+        for (int i = 0; i < Schedule.Length; i++)
         {
-            Assert.True(++attempts < 40, "the killed run made no progress");
-            var (p, reported) = Start(config, resume: attempts > 1);
-            // Kill after a random step (sometimes before any step: during start-up), plus a random delay that lands
-            // anywhere in the next steps, including inside checkpoint writes.
-            int killAfter = kills >= 8 ? int.MaxValue : kills % 4 == 1 ? -1 : (int)newest + rng.Next(1, 2 * CheckpointEvery + 1);
-            int startupDelayMs = rng.Next(50, 1500);
-            var sw = Stopwatch.StartNew();
-            while (!p.HasExited && sw.Elapsed < TimeSpan.FromMinutes(2))
+            var plan = Plan(i, newest, rng);
+            // The plan keeps every kill inside the run, so the run cannot end before the kills are done.
+            Assert.True((plan.Step ?? newest) < Steps, $"kill {i + 1} ({plan.FailPoint}) is planned past the end of the run");
+            if (plan.Name == FailPoints.Resumed) Assert.True(newest > 0, "the schedule resumes before any checkpoint exists");
+            var child = Start(config, resume: i > 0, plan.FailPoint);
+            // Wait for the child to stop itself at the fail point (or to end, which would be the code's fault).
+            int which = WaitHandle.WaitAny([child.Stopped.WaitHandle, child.StderrClosed.WaitHandle], HangGuard);
+            Assert.True(which != WaitHandle.WaitTimeout, $"kill {i + 1}: the child neither reached {plan.FailPoint} nor ended:\n{child.Tail()}");
+            Assert.True(child.Stopped.IsSet, $"kill {i + 1}: the run ended without reaching {plan.FailPoint}:\n{child.Tail()}");
+            // A staged checkpoint left by the previous kill is removed before anything else happens.
+            if (stagedFileLeft)
+                lock (child.Lines) Assert.Contains(child.Lines, l => l.StartsWith("removed 1 temporary file", StringComparison.Ordinal));
+
+            string[] staged = Directory.Exists(Path.Combine(runDir, "checkpoints"))
+                ? Directory.GetFiles(Path.Combine(runDir, "checkpoints"), "*.partial") : [];
+            if (plan.Name == FailPoints.CheckpointStaged)
             {
-                int last;
-                lock (reported) last = reported.Count > 0 ? reported[^1] : 0;
-                if (killAfter < 0 ? sw.ElapsedMilliseconds > startupDelayMs : last >= killAfter) break;
-                Thread.Sleep(1);
+                Assert.Single(staged);
+                if (plan.TearStagedFile)
+                    using (var f = new FileStream(staged[0], FileMode.Open, FileAccess.Write)) f.SetLength(f.Length / 2);
             }
-            if (killAfter >= 0 && killAfter < int.MaxValue) Thread.Sleep(rng.Next(0, 25));
-            if (p.HasExited)
-            {
-                p.WaitForExit();
-                Assert.Equal(0, p.ExitCode);
-                break;
-            }
-            p.Kill();
-            Assert.True(p.WaitForExit(TimeSpan.FromSeconds(30)));
-            kills++;
-            int lastReported;
-            lock (reported) lastReported = reported.Count > 0 ? reported[^1] : 0;
+            stagedFileLeft = staged.Length > 0;
+            child.Process.Kill();
+            Assert.True(child.Process.WaitForExit(HangGuard));
+            seen.Add(plan.Name);
 
             // Nothing on disk is torn: every checkpoint loads in full, including its optimiser state.
             foreach (var (step, path) in new CheckpointStore(runDir).List())
@@ -141,13 +191,20 @@ public partial class KillAnywhereTests(ITestOutputHelper output) : IDisposable
                 Assert.Equal(step, ck.Step);
             }
             long now = NewestCheckpointStep(runDir);
-            Assert.True(now >= newest, $"kill {kills}: the newest checkpoint went back from step {newest} to {now}");
-            Assert.True(now >= lastReported - CheckpointEvery,
-                $"kill {kills}: reported step {lastReported} but the newest checkpoint is step {now} (interval {CheckpointEvery})");
-            output.WriteLine($"kill {kills}: after reported step {lastReported}; newest checkpoint step {now}");
+            output.WriteLine($"kill {i + 1} at {plan.FailPoint}{(plan.TearStagedFile ? " (staged file torn)" : "")}: newest checkpoint step {now}");
+            Assert.True(now == plan.ExpectedNewest,
+                $"kill {i + 1} at {plan.FailPoint}: the newest checkpoint is step {now}, expected {plan.ExpectedNewest} (interval {CheckpointEvery})");
+            Assert.True(now >= newest, $"kill {i + 1}: the newest checkpoint went back from step {newest} to {now}");
             newest = now;
         }
-        Assert.True(kills >= 5, $"only {kills} kills happened before the run finished");
+        Assert.Equal(FailPoints.Names.Order(), seen.Order());
+
+        // The last process runs to the end.
+        var last = Start(config, resume: true, failPoint: null);
+        Assert.True(last.Process.WaitForExit(HangGuard), "the resumed run hung");
+        last.StderrClosed.Wait(HangGuard);
+        Assert.True(last.Process.ExitCode == 0, $"the resumed run failed:\n{last.Tail()}");
+        Assert.Contains(last.Lines, l => l.StartsWith("done: 60 steps", StringComparison.Ordinal));
 
         using var a = SafeTensors.Load(Path.Combine(root, "straight", "final.safetensors"));
         using var b = SafeTensors.Load(Path.Combine(runDir, "final.safetensors"));

@@ -6,7 +6,9 @@ using static TorchSharp.torch;
 
 namespace ClipSharp.Tests.Training;
 
-/// <summary>The whole training step can memorise a small set: 32 shape/colour pairs reach retrieval R@1 = 1.0.</summary>
+/// <summary>The whole training step can memorise a small set: 32 shape/colour pairs reach retrieval R@1 = 1.0.
+/// The initial weights come from the process-wide generator, so no other test may draw from it meanwhile.</summary>
+[Collection("global generator")]
 public class OverfitTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     internal static ClipTokenizer Tokenizer => tokenizer.Value;

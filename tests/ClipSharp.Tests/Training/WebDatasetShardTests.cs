@@ -58,7 +58,8 @@ public class WebDatasetShardTests : IDisposable
                 Assert.Equal(0, b.Skipped);
             }
         });
-        await run.WaitAsync(TimeSpan.FromSeconds(60)); // TimeoutException: the loader hung
+        // Only a hang ends the wait (TimeoutException): the work takes well under a second, whatever else the machine does.
+        await run.WaitAsync(TimeSpan.FromMinutes(10));
     }
 
     [Fact]

@@ -194,7 +194,9 @@ public sealed class TrainingDataLoader : IDisposable
     public void Dispose()
     {
         cts.Cancel();
-        try { producer.Wait(TimeSpan.FromSeconds(10)); } catch (AggregateException) { }
+        // Wait for the producer itself, not for a fixed time: it stops within the batch it is building, and a loaded
+        // machine that took longer would otherwise see it touch the disposed token source.
+        try { producer.Wait(); } catch (AggregateException) { }
         cts.Dispose();
     }
 }

@@ -241,66 +241,62 @@ public class DataParallelFaultTests(ITestOutputHelper output) : ClipTrainRuns
             Assert.True(job.WaitForExit() == 0, job.Transcript);
         AssertSameWeights(Path.Combine(root, "single", "final.safetensors"), straight, 1e-5, "2 ranks vs 1 process (InfoNCE)");
 
-        // SIGKILL rank 1 once rank 0 has reported step 4 (a checkpoint exists at step 3). Should the run have
-        // finished before the kill landed (a very slow test thread), it is repeated in a fresh directory.
-        string? killedDir = null;
-        for (int attempt = 0; attempt < 3 && killedDir is null; attempt++)
+        // Rank 1 stops itself (SIGSTOP) right after computing step 4 (a checkpoint exists at step 3), so rank 0 waits
+        // in step 5's collectives however fast the machine is; on that line rank 1 is killed with SIGKILL.
+        string killed = Config("killed", steps);
+        using (var job = MpiJob.Start(StoppingRankOne(killed, "step-computed@4")))
         {
-            string run = $"killed{attempt}";
-            using var job = MpiJob.Start(2, MpiJob.Clip("train", "--config", Config(run, steps)));
             int victim = job.Pid(1);
-            Assert.NotNull(job.WaitForLine((r, t) => r == 0 && t.StartsWith("step 4/", StringComparison.Ordinal)));
+            Assert.NotNull(job.WaitForLine((r, t) => r == 1 && t.StartsWith("failpoint step-computed@4 reached", StringComparison.Ordinal)));
             int killedAt = job.Lines.Count;
-            try { Process.GetProcessById(victim).Kill(); }
-            catch (ArgumentException) { } // already gone
-            catch (InvalidOperationException) { }
-            int exit = job.WaitForExit();
+            Process.GetProcessById(victim).Kill();
+            Assert.NotEqual(0, job.WaitForExit());
             output.WriteLine(job.Transcript);
-            if (File.Exists(Path.Combine(root, run, "final.safetensors"))) continue;
-            Assert.NotEqual(0, exit);
+            Assert.False(File.Exists(Path.Combine(root, "killed", "final.safetensors")));
             // The survivor says one thing, once: what happened and how to continue.
             var said = job.Lines.Skip(killedAt).Where(l => l.Rank == 0 && l.Text.StartsWith("clip: error:", StringComparison.Ordinal)).ToList();
             Assert.True(said.Count == 1, $"rank 0 should report the failure in one line:\n{job.Transcript}");
             Assert.Contains("rank 0", said[0].Text);
             Assert.Contains("--resume latest", said[0].Text);
             Assert.DoesNotContain(job.Of(0), l => l.Contains("   at ", StringComparison.Ordinal)); // no stack trace
-            killedDir = run;
         }
-        Assert.True(killedDir is not null, "the run finished three times before rank 1 could be killed");
 
-        using (var resumed = MpiJob.Start(2, MpiJob.Clip("train", "--config", Path.Combine(root, killedDir + ".json"), "--resume", "latest")))
+        using (var resumed = MpiJob.Start(2, MpiJob.Clip("train", "--config", killed, "--resume", "latest")))
         {
             Assert.True(resumed.WaitForExit() == 0, resumed.Transcript);
             Assert.Contains(resumed.Of(0), l => l.StartsWith("resumed from", StringComparison.Ordinal));
         }
-        AssertSameWeights(straight, Path.Combine(root, killedDir, "final.safetensors"), 1e-6, "killed, resumed 2-rank run vs straight 2-rank run");
+        AssertSameWeights(straight, Path.Combine(root, "killed", "final.safetensors"), 1e-6, "killed, resumed 2-rank run vs straight 2-rank run");
 
         // A checkpoint knows how many processes wrote it.
-        var (one, oneErr) = Clip(null, "train", "--config", Config(killedDir, 15), "--resume", "latest");
+        var (one, oneErr) = Clip(null, "train", "--config", Config("killed", 15), "--resume", "latest");
         Assert.Equal(1, one);
         Assert.Contains("resume it with 2", oneErr);
     }
 
+    /// <summary>Two ranks of <c>clip train -c CONFIG</c>; rank 1 stops itself (SIGSTOP) at <paramref name="failPoint"/>.</summary>
+    static MpiJob.App[] StoppingRankOne(string config, string failPoint) =>
+    [
+        new(1, MpiJob.Clip("train", "--config", config)),
+        new(1, ["/usr/bin/env", $"CLIPSHARP_FAILPOINT={failPoint}", .. MpiJob.Clip("train", "--config", config)]),
+    ];
+
     [Fact]
     public void AHungRankIsEndedByTheWatchdogWithOneLine()
     {
-        using var job = MpiJob.Start(2, MpiJob.Clip("train", "--config", Config("hung", 200), "--dist-timeout", "15"));
-        int victim = job.Pid(1);
-        Assert.NotNull(job.WaitForLine((r, t) => r == 0 && t.StartsWith("step 4/", StringComparison.Ordinal)));
-        Process.Start("kill", ["-STOP", victim.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
-        try
-        {
-            var line = job.WaitForLine((r, t) => r == 0 && t.StartsWith("clip: error:", StringComparison.Ordinal));
-            Assert.True(line is not null, job.Transcript);
-            Assert.Contains("has waited 15 s for the other ranks", line.Value.Text);
-            Assert.NotEqual(0, job.WaitForExit());
-            Assert.Single(job.Of(0), l => l.StartsWith("clip: error:", StringComparison.Ordinal));
-        }
-        finally
-        {
-            try { Process.Start("kill", ["-CONT", victim.ToString(System.Globalization.CultureInfo.InvariantCulture)])?.WaitForExit(); }
-            catch (System.ComponentModel.Win32Exception) { }
-        }
+        // Rank 1 hangs (stopped by its fail point after step 4): rank 0's watchdog ends the job after --dist-timeout.
+        string config = Config("hung", 12);
+        var apps = StoppingRankOne(config, "step-computed@4");
+        apps[0] = new(1, [.. apps[0].Command, "--dist-timeout", "15"]);
+        using var job = MpiJob.Start(apps);
+        Assert.NotNull(job.WaitForLine((r, t) => r == 1 && t.StartsWith("failpoint step-computed@4 reached", StringComparison.Ordinal)));
+        var line = job.WaitForLine((r, t) => r == 0 && t.StartsWith("clip: error:", StringComparison.Ordinal));
+        Assert.True(line is not null, job.Transcript);
+        Assert.Contains("has waited 15 s for the other ranks", line.Value.Text);
+        Assert.Contains("--resume latest", line.Value.Text);
+        Assert.NotEqual(0, job.WaitForExit());
+        Assert.Single(job.Of(0), l => l.StartsWith("clip: error:", StringComparison.Ordinal));
+        Assert.False(File.Exists(Path.Combine(root, "hung", "final.safetensors")));
     }
 }
 

@@ -170,6 +170,7 @@ public sealed class ClipTrainer : IDisposable
                 textFeatures = DataParallel.GlobalRows(group, textFeatures);
             }
             var loss = Loss(imageFeatures, textFeatures);
+            DataParallelGroup?.Arm();
             loss.backward();
             KeepWholeLossGradientsOnRankZero(net);
             return loss.item<float>();
@@ -238,6 +239,7 @@ public sealed class ClipTrainer : IDisposable
         }
         if (liveImg is not null && liveTxt is not null)
         {
+            DataParallelGroup?.Arm();
             if (img) liveImg.mul(imgGrad).sum().backward();
             if (txt) liveTxt.mul(txtGrad).sum().backward();
             return value;
@@ -245,6 +247,8 @@ public sealed class ClipTrainer : IDisposable
         for (long i = 0; i < k; i++)
         {
             using var inner = NewDisposeScope();
+            // Gradients accumulate over the micro-batches: only the last backward pass makes them final.
+            if (i == k - 1) DataParallelGroup?.Arm();
             if (img)
             {
                 var f = net.EncodeImage(pixels.narrow(0, i * m, m));

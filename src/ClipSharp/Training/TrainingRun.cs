@@ -164,6 +164,7 @@ public sealed class TrainingRun : IDisposable
         }
         FailPoints.Reach(FailPoints.Start);
 
+        GradientReducer? reducerToDispose = null;
         TrainingCheckpoint? ckpt = null;
         if (resume is not null && lead)
         {
@@ -214,7 +215,16 @@ public sealed class TrainingRun : IDisposable
                     $"the model architecture it built (rank {rank}: {arch}); check model.config and model.init_from on every machine");
                 OnLog?.Invoke($"data-parallel: rank {rank} of {world} on {group.Host} (pid {Environment.ProcessId}), {cfg.Data.BatchSize / world} of every {cfg.Data.BatchSize} pairs; {group.LibraryVersion}");
                 (positions, best) = ShareStateFromRankZero(group, trainer, positions, best);
-                trainer.DataParallelGroup = new GradientReducer(group, (long)(cfg.Distributed.BucketMb * (1 << 20)));
+                // Overlap needs the backward pass free of other collectives and the gradients final where the blocks report
+                // them: not with the ResNet's synchronised BatchNorm (all-reduces in its backward), nor with bf16 (gradients
+                // reach the float32 masters only after the backward pass).
+                bool overlap = cfg.Distributed.Overlap && arch.IsVit && trainer.Mixed is null;
+                if (cfg.Distributed.Overlap && !overlap)
+                    OnLog?.Invoke($"distributed.overlap is off for this run: {(arch.IsVit ? "bf16 gradients reach the float32 weights after the backward pass" : "the ResNet's synchronised BatchNorm all-reduces during the backward pass")}");
+                var reducer = new GradientReducer(group, (long)(cfg.Distributed.BucketMb * (1 << 20)), overlap);
+                if (overlap) reducer.WatchBlocks(model);
+                trainer.DataParallelGroup = reducer;
+                reducerToDispose = reducer;
             }
             long dataPosition = positions[rank];
 
@@ -291,6 +301,15 @@ public sealed class TrainingRun : IDisposable
                 }
                 if (stopping && !last) return new RunResult(trainer.StepCount, null, lastCheckpoint, lastVal, sps);
             }
+            if (group is not null && trainer.DataParallelGroup is { } dp && trainer.StepCount > startStep)
+            {
+                long steps = trainer.StepCount - startStep;
+                OnLog?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                    $"data-parallel: rank {rank}: {dp.BytesReduced / steps / 1e6:F2} MB of gradients and {dp.Buckets / (double)steps:F1} all-reduces per step; " +
+                    $"{1e3 * dp.CommunicationTime.TotalSeconds / steps:F1} ms/step in gradient all-reduces, {1e3 * dp.ExposedTime.TotalSeconds / steps:F1} ms/step waited for them" +
+                    $"{(dp.Overlap ? $" ({dp.EarlyGradients / (double)steps:F0} gradients per step handed over during the backward pass)" : "")}, {1e3 * group.CommunicationTime.TotalSeconds / steps:F1} ms/step in all MPI calls; " +
+                    $"{1e3 * clock.Elapsed.TotalSeconds / steps:F0} ms/step in all"));
+            }
             if (!lead) return new RunResult(trainer.StepCount, null, null, lastVal, sps);
             string final = Path.Combine(RunDirectory, "final.safetensors");
             model.Save(final, new Dictionary<string, string> { ["step"] = trainer.StepCount.ToString(CultureInfo.InvariantCulture) });
@@ -299,6 +318,7 @@ public sealed class TrainingRun : IDisposable
         finally
         {
             ckpt?.Dispose();
+            reducerToDispose?.Dispose();
         }
     }
 

@@ -16,7 +16,8 @@ namespace ClipSharp.Tests.Training;
 /// <param name="RankMicro">Micro-batch size on each rank (null: the whole share).</param>
 /// <param name="SingleMicro">Micro-batch size of the one-process reference.</param>
 /// <param name="LocalLoss">open_clip's local_loss.</param>
-public sealed record GradientCase(string Name, bool ResNet, LossKind Loss, int? RankMicro, int? SingleMicro, bool LocalLoss)
+/// <param name="Overlap">Gradients reduced on the communication thread during the backward pass.</param>
+public sealed record GradientCase(string Name, bool ResNet, LossKind Loss, int? RankMicro, int? SingleMicro, bool LocalLoss, bool Overlap = false)
 {
     /// <summary>Pairs in the global batch.</summary>
     public const int Batch = 8;
@@ -26,10 +27,13 @@ public sealed record GradientCase(string Name, bool ResNet, LossKind Loss, int? 
     [
         new("infonce", false, LossKind.Infonce, null, null, false),
         new("infonce-micro", false, LossKind.Infonce, 2, 2, false),
+        new("infonce-overlap", false, LossKind.Infonce, null, null, false, Overlap: true),
+        new("infonce-micro-overlap", false, LossKind.Infonce, 2, 2, false, Overlap: true),
         new("sigmoid", false, LossKind.Sigmoid, null, null, false),
         new("infonce-local", false, LossKind.Infonce, null, null, true),
         new("infonce-local-micro", false, LossKind.Infonce, 2, 2, true),
         new("sigmoid-local", false, LossKind.Sigmoid, null, null, true),
+        new("sigmoid-local-overlap", false, LossKind.Sigmoid, null, null, true, Overlap: true),
         new("resnet-syncbn", true, LossKind.Infonce, null, null, false),
         // BatchNorm statistics then cover a micro-batch of every rank: W · 2 pairs, as one process with micro-batches of 4.
         new("resnet-syncbn-micro", true, LossKind.Infonce, 2, 4, false),
@@ -150,7 +154,9 @@ public static class MpiRanks
             using var scope = NewDisposeScope();
             using var model = ClipModel.Load(Path.Combine(dir, c.ResNet ? "init-resnet.safetensors" : "init-vit.safetensors"));
             if (c.ResNet) SyncBatchNorm.Enable((ModifiedResNet)model.Visual, world);
-            using var trainer = new ClipTrainer(model, c.Options(single: false)) { DataParallelGroup = new GradientReducer(world, 4096) };
+            using var reducer = new GradientReducer(world, 4096, c.Overlap);
+            if (c.Overlap) reducer.WatchBlocks(model);
+            using var trainer = new ClipTrainer(model, c.Options(single: false)) { DataParallelGroup = reducer };
             model.train();
             var pixels = batch[c.ResNet ? "pixels64" : "pixels32"].index_select(0, rows);
             var ids = batch["ids"].index_select(0, rows);
@@ -158,6 +164,7 @@ public static class MpiRanks
             double loss = trainer.LossAndBackward(pixels, ids);
             trainer.DataParallelGroup!.SumGradients(trainer.Optimizer.Parameters);
             using var result = GradientCaseResult(trainer, loss);
+            result.Add("early_gradients", tensor(new[] { reducer.EarlyGradients }));
             SafeTensors.Save(GradientFile(dir, c.Name, rank), result);
         }
     }

@@ -34,6 +34,7 @@ public sealed unsafe class Communicator : IDisposable
     long opStarted; // Stopwatch timestamp of the running collective, 0 when none
     string opName = "";
     long operations;
+    long busyTicks;
 
     Communicator(MpiLibrary mpi, Launcher launcher, int rank, int size, TimeSpan timeout)
     {
@@ -106,6 +107,9 @@ public sealed unsafe class Communicator : IDisposable
 
     /// <summary>Collectives run so far.</summary>
     public long Operations => Interlocked.Read(ref operations);
+
+    /// <summary>Time spent inside MPI calls so far (waiting for the other ranks included).</summary>
+    public TimeSpan CommunicationTime => Stopwatch.GetElapsedTime(0, Interlocked.Read(ref busyTicks));
 
     /// <summary>
     /// Set when every rank knows the run failed (a failure rank 0 broadcast during set-up): then all of them can leave
@@ -274,7 +278,8 @@ public sealed unsafe class Communicator : IDisposable
     void End(int rc)
     {
         string name = opName;
-        Interlocked.Exchange(ref opStarted, 0);
+        long started = Interlocked.Exchange(ref opStarted, 0);
+        Interlocked.Add(ref busyTicks, Stopwatch.GetTimestamp() - started);
         operations++;
         Monitor.Exit(gate);
         Check(mpi, rc, name, Rank);

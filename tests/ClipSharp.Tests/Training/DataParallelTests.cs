@@ -315,6 +315,65 @@ public class DataParallelFaultTests(ITestOutputHelper output) : ClipTrainRuns
     }
 }
 
+/// <summary>
+/// Two hosts for real: network namespaces joined by a veth pair, each with its own address, and an mpirun in the first
+/// whose remote agent (<c>scripts/mpi/netns-rsh</c>) starts Open MPI's daemon in the second, as rsh would on another
+/// machine. Needs root (CI runs ./test.sh as root).
+/// </summary>
+public class DataParallelTwoHostTests(ITestOutputHelper output) : ClipTrainRuns
+{
+    static void Run(params string[] command)
+    {
+        var psi = new ProcessStartInfo(command[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in command.Skip(1)) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        _ = p.StandardOutput.ReadToEndAsync();
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(1)), $"{string.Join(' ', command)} did not finish");
+        Assert.True(p.ExitCode == 0, $"{string.Join(' ', command)}: {err.Result}");
+    }
+
+    [Fact]
+    public void TheDemoModelTrainsAcrossTwoNetworkNamespacesLikeOneProcess()
+    {
+        Assert.True(Environment.UserName == "root", "this test creates network namespaces (ip netns) and needs root, as ./test.sh has in CI");
+        // The demo's model (docs/demo-corpus.md: ViT 64 px, patch 8, width 128, 4 layers per tower, context 32).
+        var demo = new ClipConfig(128, 64, [4], 128, 8, 32, TinyModels.Micro.VocabSize, 128, 2, 4) { VisionHeadsOverride = 2 };
+        Data();
+        using (var m = TinyModels.Create(7, demo)) m.Save(Path.Combine(root, "init-demo.safetensors"));
+        void Demo(JsonObject c)
+        {
+            c["model"] = new JsonObject { ["config"] = JsonNode.Parse(demo.ToJson()), ["init_from"] = "init-demo.safetensors" };
+            c["data"]!["batch_size"] = 16;
+        }
+        var (code, err) = Clip(null, "train", "--config", Config("demo-single", 4, Demo));
+        Assert.True(code == 0, err);
+
+        string id = (Environment.ProcessId % 1_000_000).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string hosts = MpiJob.RepoPath("scripts", "mpi", "two-hosts.sh");
+        Run(hosts, "up", id);
+        try
+        {
+            var clock = Stopwatch.StartNew();
+            using var job = MpiJob.Start([new MpiJob.App(2, MpiJob.Clip("train", "--config", Config("demo-two-hosts", 4, Demo)))],
+                environment: new Dictionary<string, string> { ["CLIPSHARP_NETNS_HOSTS"] = $"10.77.0.1=csA-{id} 10.77.0.2=csB-{id}" },
+                mpirunOptions: ["-H", "10.77.0.1:1,10.77.0.2:1", "--mca", "plm_rsh_agent", MpiJob.RepoPath("scripts", "mpi", "netns-rsh")],
+                interfaces: "10.77.0.0/24", prefix: ["ip", "netns", "exec", $"csA-{id}"]);
+            int exit = job.WaitForExit();
+            output.WriteLine($"two-host run: {clock.Elapsed.TotalSeconds:F1} s\n{job.Transcript}");
+            Assert.True(exit == 0, job.Transcript);
+            // Rank 1 ran in the other namespace, under the host name its agent gave it.
+            Assert.Contains(job.Of(1), l => l.StartsWith("data-parallel: rank 1 of 2 on host-csB-", StringComparison.Ordinal));
+            AssertSameWeights(Path.Combine(root, "demo-single", "final.safetensors"), Path.Combine(root, "demo-two-hosts", "final.safetensors"), 1e-5,
+                "two hosts vs one process (demo model)");
+        }
+        finally
+        {
+            Run(hosts, "down", id);
+        }
+    }
+}
+
 /// <summary>The collectives, ranks that disagree, and the launch errors.</summary>
 public class DataParallelLaunchTests : ClipTrainRuns
 {

@@ -36,13 +36,29 @@ internal sealed partial class MpiJob : IDisposable
     public static MpiJob Start(int ranks, string[] command, IReadOnlyDictionary<string, string>? environment = null) =>
         Start([new App(ranks, command)], environment);
 
+    /// <summary>A file of the repository (scripts).</summary>
+    public static string RepoPath(params string[] parts)
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(dir.FullName, "ClipSharp.slnx"))) dir = dir.Parent ?? throw new DirectoryNotFoundException("no ClipSharp.slnx above " + AppContext.BaseDirectory);
+        return Path.Combine([dir.FullName, .. parts]);
+    }
+
     /// <summary>Starts a job of one or more application contexts (MPMD: <c>mpirun -np 1 A : -np 1 B</c>).</summary>
-    public static MpiJob Start(IReadOnlyList<App> apps, IReadOnlyDictionary<string, string>? environment = null, IReadOnlyList<string>? mpirunOptions = null)
+    /// <param name="apps">The application contexts.</param>
+    /// <param name="environment">Variables for mpirun and the ranks.</param>
+    /// <param name="mpirunOptions">More mpirun options.</param>
+    /// <param name="interfaces">The only interfaces or subnet MPI may use (default: loopback).</param>
+    /// <param name="prefix">A command mpirun runs under (e.g. <c>ip netns exec NS</c>).</param>
+    public static MpiJob Start(IReadOnlyList<App> apps, IReadOnlyDictionary<string, string>? environment = null, IReadOnlyList<string>? mpirunOptions = null,
+        string interfaces = "lo", IReadOnlyList<string>? prefix = null)
     {
         if (!File.Exists(Mpirun)) throw new InvalidOperationException($"{Mpirun} is missing: run ./test.sh, which installs Debian's openmpi-bin and libopenmpi3");
-        var psi = new ProcessStartInfo(Mpirun) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        var command = (prefix ?? []).Append(Mpirun).ToList();
+        var psi = new ProcessStartInfo(command[0]) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in command.Skip(1)) psi.ArgumentList.Add(a);
         foreach (var a in new[] { "--allow-run-as-root", "--oversubscribe", "--tag-output", "--mca", "btl", "tcp,self",
-                     "--mca", "btl_tcp_if_include", "lo", "--mca", "oob_tcp_if_include", "lo" })
+                     "--mca", "btl_tcp_if_include", interfaces, "--mca", "oob_tcp_if_include", interfaces })
             psi.ArgumentList.Add(a);
         foreach (var a in mpirunOptions ?? []) psi.ArgumentList.Add(a);
         for (int i = 0; i < apps.Count; i++)

@@ -473,7 +473,11 @@ public class DataParallelLaunchTests : ClipTrainRuns
         Assert.Equal(1, missing);
         Assert.Contains("Open MPI's library could not be loaded", missingErr);
         Assert.Contains("apt-get install openmpi-bin libopenmpi3", missingErr);
-        foreach (var (c, e) in new[] { (torchrun, torchrunErr), (missing, missingErr) })
+        // mpirun's variables without mpirun: MPI starts as a world of one and the mismatch is named.
+        var (alone, aloneErr) = Clip(mpirunVars, "train", "--config", config);
+        Assert.Equal(1, alone);
+        Assert.Contains("mpirun started rank 0 of 2, but MPI sees rank 0 of 1", aloneErr);
+        foreach (var (c, e) in new[] { (torchrun, torchrunErr), (missing, missingErr), (alone, aloneErr) })
             Assert.Single(e.Split('\n', StringSplitOptions.RemoveEmptyEntries));
 
         // Without any launcher the same config trains as one process and needs no MPI at all.

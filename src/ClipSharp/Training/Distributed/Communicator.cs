@@ -68,8 +68,8 @@ public sealed unsafe class Communicator : IDisposable
         var t = timeout ?? DefaultTimeout;
         if (t <= TimeSpan.Zero) throw new ArgumentException("the collective timeout must be positive");
         var mpi = MpiLibrary.Load();
-        // Open MPI would install handlers for SIGSEGV, SIGBUS, SIGFPE and SIGILL to print its own back-traces; .NET
-        // turns SIGSEGV into NullReferenceException, so leave those signals to the runtime.
+        // Open MPI can install back-trace handlers for SIGSEGV, SIGBUS, SIGFPE and SIGILL (opal_signal); .NET turns
+        // SIGSEGV into NullReferenceException, so those signals stay the runtime's (4.1 already leaves installed handlers alone).
         MpiLibrary.SetDefaultEnvironment("OMPI_MCA_opal_signal", "");
         int initialised = 0, provided = 0, rank = 0, size = 0;
         Check(mpi, mpi.Initialized(&initialised), "MPI_Initialized", -1);
@@ -80,7 +80,7 @@ public sealed unsafe class Communicator : IDisposable
         Check(mpi, mpi.CommSize(mpi.CommWorld, &size), "MPI_Comm_size", -1);
         if (size != launcher.WorldSize || rank != launcher.Rank)
             throw new DistributedException(
-                $"{launcher.Name} started rank {launcher.Rank} of {launcher.WorldSize}, but MPI sees rank {rank} of {size}: " +
+                $"the environment says {launcher.Name} started rank {launcher.Rank} of {launcher.WorldSize}, but MPI sees rank {rank} of {size}: " +
                 (size == 1 ? "the MPI library did not connect to the launcher (under Slurm use `srun --mpi=pmix`; with Open MPI start with its own mpirun)" : "the launcher and the MPI library do not belong together"));
         if (initialised == 0 && provided < MpiLibrary.ThreadSerialized)
             throw new DistributedException($"{MpiLibrary.Path} offers thread level {provided}; ClipSharp needs MPI_THREAD_SERIALIZED (2) or more");

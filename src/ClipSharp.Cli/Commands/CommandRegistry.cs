@@ -8,6 +8,7 @@ internal static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         yield return InfoCommand.Create();
+        yield return ModelsCommand.Create();
         yield return TokenizeCommand.Create();
         yield return PreprocessCommand.Create();
         yield return EncodeCommand.Create();

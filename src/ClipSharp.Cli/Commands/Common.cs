@@ -1,5 +1,6 @@
 using System.CommandLine;
 using ClipSharp.Checkpoints;
+using ClipSharp.Hub;
 using ClipSharp.Modeling;
 using ClipSharp.Text;
 using static TorchSharp.torch;
@@ -11,9 +12,23 @@ internal static class Common
 {
     public static Option<string> ModelOption(bool required = true) => new("--model", "-m")
     {
-        Description = "Checkpoint: .safetensors, PyTorch .pt/.bin, OpenAI TorchScript .pt, or a Hugging Face folder",
+        Description = "Checkpoint (.safetensors, PyTorch .pt/.bin, OpenAI TorchScript .pt, Hugging Face folder) or a pretrained name: " +
+                      "ARCH:TAG (ViT-B-32:openai), hf-hub:org/name[@revision], local-dir:PATH (see clip models list)",
         Required = required,
+        // Names are resolved (and downloaded) here, so every command sees a local path: the weights, with the config
+        // and tokenizer files beside them where the loaders look.
+        CustomParser = r => ResolveModelArgument(r.Tokens[^1].Value),
     };
+
+    /// <summary>An existing path as it is; a pretrained name (<see cref="PretrainedResolver.IsPretrainedName"/>) resolved to
+    /// local files, downloading them with progress on stderr (environment: HF_ENDPOINT, HF_HOME, HF_HUB_OFFLINE, HF_TOKEN).</summary>
+    public static string ResolveModelArgument(string value)
+    {
+        if (File.Exists(value) || Directory.Exists(value) || !PretrainedResolver.IsPretrainedName(value)) return value;
+        var resolved = PretrainedResolver.Resolve(value, null, PretrainedOptions.FromEnvironment(), new DownloadProgressPrinter(Console.Error));
+        foreach (var note in resolved.Notes) Console.Error.WriteLine($"clip: note: {note}");
+        return resolved.CheckpointPath;
+    }
 
     public static Option<string?> ConfigOption() => new("--config")
     {
@@ -43,6 +58,7 @@ internal static class Common
 
     public static ClipModel LoadModel(string path, string? config)
     {
+        path = ResolveModelArgument(path);
         if (!File.Exists(path) && !Directory.Exists(path)) throw new CliException($"checkpoint not found: {path}");
         if (config is not null && !File.Exists(config)) throw new CliException($"config not found: {config}");
         return ClipModel.Load(path, config);

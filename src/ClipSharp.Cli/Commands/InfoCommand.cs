@@ -9,12 +9,12 @@ internal static class InfoCommand
 {
     public static Command Create()
     {
-        var path = new Argument<string>("checkpoint") { Description = "Checkpoint file or Hugging Face folder" };
+        var path = new Argument<string>("checkpoint") { Description = "Checkpoint file, Hugging Face folder, or pretrained name (ViT-B-32:openai, hf-hub:org/name)" };
         var config = Common.ConfigOption();
         var cmd = new Command("info", "Show a checkpoint's format, architecture, parameter counts and dtypes") { path, config };
         cmd.SetAction(r =>
         {
-            var file = r.GetValue(path)!;
+            var file = Common.ResolveModelArgument(r.GetValue(path)!);
             if (!File.Exists(file) && !Directory.Exists(file)) throw new CliException($"checkpoint not found: {file}");
             using var ckpt = CheckpointLoader.Load(file, upcastToFloat32: false);
             // The same resolution ClipModel.Load uses, so this reports the architecture a load would build.

@@ -64,8 +64,10 @@ internal sealed class GemmWorkload : IBenchmarkWorkload
     public GemmWorkload(int n, bool bf16)
     {
         var dtype = bf16 ? ScalarType.BFloat16 : ScalarType.Float32;
-        a = torch.randn(n, n).to(dtype);
-        b = torch.randn(n, n).to(dtype);
+        using var da = torch.randn(n, n);
+        a = da.to(dtype);
+        using var db = torch.randn(n, n);
+        b = db.to(dtype);
         FlopPerRun = 2.0 * n * n * n;
     }
 

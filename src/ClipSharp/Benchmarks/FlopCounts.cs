@@ -35,7 +35,7 @@ public static class FlopCounts
     {
         long r = c.ImageResolution, w = c.VisionWidth;
         double macs = 0;
-        long s = r / 2;                                           // stem: three 3×3 convs at half resolution
+        long s = (r + 1) / 2;                                     // stem: three 3×3 convs at half resolution (rounded up)
         macs += (double)s * s * (w / 2) * 3 * 9;
         macs += (double)s * s * (w / 2) * (w / 2) * 9;
         macs += (double)s * s * w * (w / 2) * 9;

@@ -37,7 +37,11 @@ public static class ArchitectureInference
             visionLayers = [shapes.Keys.Count(k => k.StartsWith("visual.", StringComparison.Ordinal) && k.EndsWith(".attn.in_proj_weight", StringComparison.Ordinal))];
             var conv = Shape("visual.conv1.weight");
             patch = checked((int)conv[^1]);
+            // build_model's rule: patch × round(√(rows − 1)). A model built at a side that is not a multiple of the patch
+            // (the convolution floors) infers as the multiple below it, the same grid; its config gives the real side.
             int grid = (int)Math.Round(Math.Sqrt(Dim("visual.positional_embedding", 0) - 1), MidpointRounding.ToEven);
+            if (grid == 0)
+                throw new InvalidDataException("cannot infer the image resolution: visual.positional_embedding has no patch rows (build_model would infer 0 px); pass the config JSON");
             imageResolution = patch.Value * grid;
         }
         else
@@ -54,6 +58,10 @@ public static class ArchitectureInference
             int outputWidth = (int)Math.Round(Math.Sqrt(rows - 1), MidpointRounding.ToEven);
             if (outputWidth * outputWidth + 1 != rows)
                 throw new InvalidDataException($"cannot infer the CLIP architecture: visual.attnpool.positional_embedding has {rows} rows, which is not a square grid plus one");
+            // build_model's rule: 32 × the grid side. Resolutions up to 30 px above a multiple of 32 have the same grid
+            // and infer as that multiple; their config gives the real side.
+            if (outputWidth == 0)
+                throw new InvalidDataException("cannot infer the image resolution: visual.attnpool.positional_embedding has a single row (a 31-px model; build_model would infer 0 px); pass the config JSON");
             patch = null;
             imageResolution = outputWidth * 32;
         }

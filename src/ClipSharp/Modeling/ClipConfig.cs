@@ -173,27 +173,63 @@ public sealed record ClipConfig(
         return o.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 
-    /// <summary>Checks that the sizes are consistent; throws <see cref="InvalidDataException"/> naming the source otherwise.</summary>
+    /// <summary>
+    /// Checks that the sizes make a model the reference constructs and runs; throws <see cref="InvalidDataException"/>
+    /// naming the source otherwise.
+    /// </summary>
+    /// <remarks>
+    /// Only the reference's own limits are enforced: each check below names the crash (or silent wrong result) it
+    /// prevents. In particular a resolution need not be a multiple of the patch or of 32: the reference's strided
+    /// convolutions and average pools floor (the ViT's patch grid is resolution / patch, the right and bottom
+    /// remainder unseen), and its position tables have (resolution / patch)² + 1 and (resolution / 32)² + 1 rows.
+    /// See <see cref="ResNetGrid"/> for the two ResNet resolutions that do fail.
+    /// </remarks>
     public void Validate(string source = "config")
     {
         void Check(bool ok, string what) { if (!ok) throw new InvalidDataException($"{source}: {what}"); }
-        Check(EmbedDim > 0 && ImageResolution > 0 && VisionWidth > 0 && ContextLength > 0 && VocabSize > 0, "sizes must be positive");
+        // Zero or negative sizes: torch refuses negative dimensions; with a zero image_resolution, vision_width (0 heads),
+        // context_length or vocab_size the reference's forward fails (nothing to convolve, split or pool at, no token
+        // to look up), and a zero embed_dim gives empty features whose normalisation is 0/0 (NaN logits).
+        Check(EmbedDim > 0 && ImageResolution > 0 && VisionWidth > 0 && ContextLength > 0 && VocabSize > 0,
+            $"sizes must be positive (embed_dim {EmbedDim}, image_resolution {ImageResolution}, vision_width {VisionWidth}, context_length {ContextLength}, vocab_size {VocabSize})");
+        // nn.MultiheadAttention asserts that the width splits into the heads (and divides by their count).
         Check(TransformerHeads > 0 && TransformerWidth % TransformerHeads == 0, $"transformer_width {TransformerWidth} is not divisible by transformer_heads {TransformerHeads}");
+        // Not reference arguments (it always uses 4 × width): a zero-width MLP cannot come from a checkpoint (its c_fc
+        // would have no rows), so it can only be a mistyped config.
         Check(TextMlpWidth > 0 && (!IsVit || VisionMlpWidth > 0), "MLP widths must be positive");
         Check(Enum.IsDefined(Activation), $"unknown activation {Activation}");
         if (IsVit)
         {
+            int patch = VisionPatchSize!.Value;
             Check(VisionLayers.Length == 1, "a ViT has a single vision_layers count");
-            Check(ImageResolution % VisionPatchSize!.Value == 0, $"image_resolution {ImageResolution} is not a multiple of vision_patch_size {VisionPatchSize}");
+            // input_resolution // patch_size divides by zero, and a zero-size kernel is refused by conv2d.
+            Check(patch > 0, $"vision_patch_size {patch} must be positive");
+            // A kernel larger than the image: conv2d fails ("kernel size can't be greater than actual input size").
+            Check(ImageResolution >= patch, $"image_resolution {ImageResolution} is smaller than one patch (vision_patch_size {patch}): the patch convolution has no output");
+            // nn.MultiheadAttention again (the reference's width // 64 heads is 0 below a width of 64).
             Check(EffectiveVisionHeads > 0 && VisionWidth % EffectiveVisionHeads == 0, $"vision_width {VisionWidth} does not split into {EffectiveVisionHeads} heads (set vision_heads)");
         }
         else
         {
             Check(VisionLayers.Length == 4, "a ResNet needs four vision_layers counts");
-            Check(ImageResolution % 32 == 0, $"ResNet image_resolution {ImageResolution} must be a multiple of 32");
-            Check(EffectiveVisionHeads > 0 && VisionWidth * 32 % EffectiveVisionHeads == 0, "ResNet attention-pool width does not split into heads");
+            Check(ImageResolution >= 31,
+                $"ResNet image_resolution {ImageResolution} is below 31 px: the stride-2 stem and three stride-2 stages leave a map too small for the last 2×2 average pool (torch: 'output size is too small')");
+            Check(ImageResolution < 32 || ImageResolution % 32 != 31,
+                $"ResNet image_resolution {ImageResolution} leaves a {ResNetGrid(ImageResolution)}×{ResNetGrid(ImageResolution)} grid (the stride-2 stem rounds up) " +
+                $"but the attention pool has positions for {ImageResolution / 32}×{ImageResolution / 32} (image_resolution // 32): the reference fails adding them; {ImageResolution - 1} or {ImageResolution + 1} px work");
+            // F.multi_head_attention_forward asserts that the pool's width (32 × vision_width) splits into the heads.
+            Check(EffectiveVisionHeads > 0 && VisionWidth * 32 % EffectiveVisionHeads == 0, $"ResNet attention-pool width {VisionWidth * 32} does not split into {EffectiveVisionHeads} heads");
         }
     }
+
+    /// <summary>
+    /// Side of the feature map the modified ResNet hands its attention pool for an input of <paramref name="resolution"/>
+    /// pixels: the stride-2 stem convolution (3×3, padding 1) rounds up, the stem's and the three strided stages' 2×2
+    /// average pools round down, so the side is ⌊⌈r/2⌉/16⌋ = ⌊(r+1)/32⌋. The attention pool's positional embedding has
+    /// (r // 32)² + 1 rows, which is one grid side short when r % 32 == 31; at r = 31 its single row is broadcast over
+    /// both tokens (the reference does so too), from r = 63 on the addition fails.
+    /// </summary>
+    public static int ResNetGrid(int resolution) => (resolution + 1) / 32;
 }
 
 /// <summary>The activation between the two linear layers of a transformer MLP.</summary>

@@ -89,7 +89,8 @@ public sealed class AttentionPool2d : nn.Module<Tensor, Tensor>
     {
         this.heads = heads;
         using Scalar root = Math.Sqrt(embedDim).ToScalar();
-        positional_embedding = nn.Parameter(torch.randn(spatialDim * spatialDim + 1, embedDim).div(root));
+        using var draw = torch.randn(spatialDim * spatialDim + 1, embedDim); // held: no dispose scope here (see VisionTransformer)
+        positional_embedding = nn.Parameter(draw.div(root));
         k_proj = nn.Linear(embedDim, embedDim);
         q_proj = nn.Linear(embedDim, embedDim);
         v_proj = nn.Linear(embedDim, embedDim);
@@ -152,6 +153,9 @@ public sealed class ModifiedResNet : ImageTower
         layer2 = Stage(width * 2, layers[1], 2);
         layer3 = Stage(width * 4, layers[2], 2);
         layer4 = Stage(width * 8, layers[3], 2);
+        // As the reference: (resolution // 32)² + 1 positions. The stem convolution rounds odd sides up and every 2×2
+        // average pool (stem, anti-aliased bottlenecks, shortcuts) rounds down, so the grid reaching the pool is
+        // ClipConfig.ResNetGrid(resolution), which equals resolution // 32 except when resolution % 32 == 31.
         attnpool = new AttentionPool2d(inputResolution / 32, width * 32, heads, outputDim);
         RegisterComponents();
         s1 = new ConvBn(conv1, bn1);

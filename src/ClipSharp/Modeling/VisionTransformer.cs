@@ -31,15 +31,22 @@ public sealed class VisionTransformer : ImageTower
     {
         resolution = inputResolution;
         this.patchSize = patchSize;
+        // The patch convolution floors (no padding, stride = kernel): a side that is not a multiple of the patch gives
+        // resolution / patch patches, the remainder unseen, and the position table has one row per patch plus the class token.
         int grid = inputResolution / patchSize;
         using Scalar scale = Math.Pow(width, -0.5).ToScalar();
         conv1 = nn.Conv2d(3, width, kernel_size: patchSize, stride: patchSize, bias: false);
-        class_embedding = nn.Parameter(torch.randn(width).mul(scale));
-        positional_embedding = nn.Parameter(torch.randn(grid * grid + 1, width).mul(scale));
+        // Constructors run outside any dispose scope: a temporary that only feeds the next call is unreachable during
+        // that native call, and a collection then would free it under libtorch. Held locals stay alive until disposed.
+        using var classDraw = torch.randn(width);
+        using var positionDraw = torch.randn(grid * grid + 1, width);
+        class_embedding = nn.Parameter(classDraw.mul(scale));
+        positional_embedding = nn.Parameter(positionDraw.mul(scale));
         ln_pre = new ClipLayerNorm(width);
         transformer = new Transformer(width, layers, heads, causal: false, mlpWidth, activation);
         ln_post = new ClipLayerNorm(width);
-        proj = nn.Parameter(torch.randn(width, outputDim).mul(scale));
+        using var projDraw = torch.randn(width, outputDim); // drawn after the blocks, as before: same values per seed
+        proj = nn.Parameter(projDraw.mul(scale));
         RegisterComponents();
         transformer.BlockProbe = (i, t) => Report($"visual.transformer.resblocks.{i}.out", t);
     }
@@ -61,11 +68,13 @@ public sealed class VisionTransformer : ImageTower
             // The stride-p, p×p convolution is a matrix product over non-overlapping patches: cut the image into
             // [N, g², 3·p·p] rows (channel-major inside a patch, as the kernel is laid out) and multiply by the kernel.
             // In bf16 that takes half the time of libtorch's convolution (ViT-B/32, batch 32: 13 ms against 25 ms);
-            // in fp32 the convolution is as fast or faster, so it stays.
-            long p = patchSize, g = pixels.shape[2] / p;
-            var rows = pixels.reshape(n, 3, g, p, g, p).permute(0, 2, 4, 1, 3, 5).reshape(n, g * g, 3 * p * p);
+            // in fp32 the convolution is as fast or faster, so it stays. When the side is not a multiple of the patch,
+            // the convolution floors: the last rows and columns, short of a whole patch, are never seen, so they are cut.
+            long p = patchSize, gh = pixels.shape[2] / p, gw = pixels.shape[3] / p;
+            var whole = pixels.shape[2] == gh * p && pixels.shape[3] == gw * p ? pixels : pixels.narrow(2, 0, gh * p).narrow(3, 0, gw * p);
+            var rows = whole.reshape(n, 3, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(n, gh * gw, 3 * p * p);
             x = rows.matmul(conv1.weight!.view(w, -1).t());  // [N, g², W]
-            if (Probe is not null) Report("visual.conv1.out", x.permute(0, 2, 1).reshape(n, w, g, g));
+            if (Probe is not null) Report("visual.conv1.out", x.permute(0, 2, 1).reshape(n, w, gh, gw));
         }
         else
         {

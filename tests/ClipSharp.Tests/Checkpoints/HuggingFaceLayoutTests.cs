@@ -137,7 +137,7 @@ public class HuggingFaceLayoutTests
         using (var hf = HuggingFaceLayout.FromOpenAI(oa, cfg))
         {
             // Hugging Face checkpoints often carry position_ids buffers; they are dropped.
-            hf.Add("text_model.embeddings.position_ids", arange(77, ScalarType.Int64).unsqueeze(0));
+            hf.Add("text_model.embeddings.position_ids", tensor(Enumerable.Range(0, 77).Select(i => (long)i).ToArray()).unsqueeze(0));
             SafeTensors.Save(dir.File("model.safetensors"), hf, new Dictionary<string, string> { ["format"] = "pt" });
         }
         HuggingFaceLayout.WriteConfig(cfg, dir.File("config.json"));

@@ -47,10 +47,11 @@ public class SafeTensorsTests
     static Tensor Sample(ScalarType dtype, long[] shape)
     {
         using var scope = NewDisposeScope();
-        var r = randn(shape, ScalarType.Float64) * 50;
+        using Scalar fifty = 50.0.ToScalar(), zero = 0.0.ToScalar();
+        var r = randn(shape, ScalarType.Float64).mul(fifty);
         Tensor t = dtype switch
         {
-            ScalarType.Bool => r > 0,
+            ScalarType.Bool => r.gt(zero),
             ScalarType.Byte => r.abs().to_type(ScalarType.Byte),
             _ => r.to_type(dtype),
         };

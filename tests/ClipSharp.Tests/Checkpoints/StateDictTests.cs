@@ -12,7 +12,7 @@ public class StateDictTests
         using var sd = new StateDict();
         sd.Add("b", ones(2));
         sd.Add("a", zeros(3));
-        sd["c"] = arange(4);
+        sd["c"] = tensor(new long[] { 0, 1, 2, 3 });
         Assert.Equal(["b", "a", "c"], sd.Keys);
         Assert.Equal(3, sd.Count);
         Assert.True(sd.TryGetValue("a", out var a));
@@ -22,7 +22,7 @@ public class StateDictTests
         Assert.Throws<KeyNotFoundException>(() => sd["zz"]);
 
         var old = sd["b"];
-        sd.Set("b", full(2, 7f));
+        sd.Set("b", tensor(new[] { 7f, 7f }));
         Assert.True(old.IsInvalid, "replaced tensor is disposed");
         Assert.Equal(["b", "a", "c"], sd.Keys);
         Assert.Equal(7f, sd["b"][0].item<float>());

@@ -52,8 +52,9 @@ public class LinearProbeTests
         var theta = torch.tensor(m.Parameters, ScalarType.Float64).requires_grad_(true);
         var w = theta.narrow(0, 0, 12).view(4, 3);
         var b = theta.narrow(0, 12, 3);
-        var loss = nn.functional.cross_entropy(x.to(ScalarType.Float64).matmul(w) + b, torch.tensor(y.Select(v => (long)v).ToArray()))
-                   + w.pow(2).sum() / (2 * c * y.Length);
+        using Scalar penalty = (1.0 / (2 * c * y.Length)).ToScalar();
+        var loss = nn.functional.cross_entropy(x.to(ScalarType.Float64).matmul(w).add(b, TorchScalars.One), torch.tensor(y.Select(v => (long)v).ToArray()))
+                   .add((w * w).sum(), penalty);
         loss.backward();
         double gmax = theta.grad!.abs().max().item<double>();
         Assert.True(gmax < 1e-6, $"max gradient {gmax} after {m.Iterations} iterations");

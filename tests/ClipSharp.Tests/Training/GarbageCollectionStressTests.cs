@@ -21,7 +21,10 @@ namespace ClipSharp.Tests.Training;
 /// A freed scalar only does harm when a collection lands inside the native call that reads it, so a single implicit
 /// scalar on tensors this small can go unnoticed here; <see cref="ScalarLifetimeAuditTests"/> finds every one in the
 /// compiled code.
+/// The collecting thread would expose every other test running beside it to the same hazard (TorchSharp's own modules,
+/// which the audit cannot follow, included), so these tests run on their own, in the collection xunit runs alone.
 /// </summary>
+[Collection("global generator")]
 public class GarbageCollectionStressTests
 {
     /// <summary>

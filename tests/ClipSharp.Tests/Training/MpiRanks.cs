@@ -148,7 +148,7 @@ public static class MpiRanks
     {
         using var batch = SafeTensors.Load(Path.Combine(dir, "batch.safetensors"));
         int w = world.WorldSize, rank = world.Rank;
-        using var rows = arange(rank, GradientCase.Batch, w);
+        using var rows = tensor(Enumerable.Range(0, GradientCase.Batch / w).Select(i => (long)(rank + w * i)).ToArray());
         foreach (var c in GradientCase.All)
         {
             using var scope = NewDisposeScope();

@@ -12,7 +12,7 @@ namespace ClipSharp.Tests.Training;
 /// <summary>
 /// The static half of the scalar-lifetime fix (see <c>TorchScalars</c>): TorchSharp 0.107 frees a Scalar it created
 /// implicitly whenever the collector finds it unreachable, even while libtorch is still reading it. This test reads the
-/// compiled IL of ClipSharp and the CLI and fails on every call that creates such a scalar: an implicit conversion to
+/// compiled IL of ClipSharp, the CLI and these tests (a crash in test code takes the whole test run down) and fails on every call that creates such a scalar: an implicit conversion to
 /// <c>Scalar</c> (<c>x * 1.702</c>, <c>clamp(min: 0)</c>), an explicit <c>ToScalar()</c> whose result goes straight into
 /// a call instead of a (using-)local or a field, or a call into a TorchSharp method that itself creates one (found by
 /// reading TorchSharp's own IL: <c>a + b</c> passes alpha = 1, <c>torch.arange(n)</c> passes start and step,
@@ -37,9 +37,14 @@ public class ScalarLifetimeAuditTests
         Assert.DoesNotContain("TorchSharp.torch/Tensor TorchSharp.torch/Tensor::op_Subtraction(TorchSharp.torch/Tensor,TorchSharp.torch/Tensor)", creating);
 
         var findings = new List<string>();
-        foreach (var assembly in new[] { typeof(ClipModel).Assembly, typeof(ClipSharp.Cli.Program).Assembly })
+        // Every assembly of ours in the test's output folder: each library layer, the CLI (clip.dll) and these tests.
+        var assemblies = Directory.GetFiles(AppContext.BaseDirectory, "ClipSharp*.dll").Append(typeof(ClipSharp.Cli.Program).Assembly.Location)
+            .Distinct().ToList();
+        Assert.Contains(typeof(ClipModel).Assembly.Location, assemblies);
+        Assert.Contains(typeof(ScalarLifetimeAuditTests).Assembly.Location, assemblies);
+        foreach (var location in assemblies)
         {
-            var ours = new IlAssembly(assembly.Location);
+            var ours = new IlAssembly(location);
             foreach (var m in ours.Methods())
             {
                 var calls = ours.Calls(m.Handle);

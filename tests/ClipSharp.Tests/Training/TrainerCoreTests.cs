@@ -92,7 +92,8 @@ public class TrainerCoreTests
     public void LogitScaleIsClampedToLn100AfterEachStep()
     {
         using var model = TinyModels.Create();
-        using (torch.no_grad()) model.LogitScale.fill_(Math.Log(100) - 1e-4);
+        using (Scalar nearCap = (Math.Log(100) - 1e-4).ToScalar())
+        using (torch.no_grad()) model.LogitScale.fill_(nearCap);
         using var trainer = new ClipTrainer(model, TinyModels.Options(lr: 1.0));
         var (pixels, ids) = TinyModels.RandomBatch(4, 1);
         var r = trainer.Step(pixels, ids);

@@ -2,7 +2,8 @@
 # Two "hosts" on this machine for multi-host MPI runs: network namespaces csA-ID and csB-ID joined by a veth pair,
 # 10.77.0.1/24 and 10.77.0.2/24 (addresses that exist only inside the two namespaces), loopback up in both.
 #   two-hosts.sh up ID      create them          two-hosts.sh down ID    remove them (and the veth pair)
-#   two-hosts.sh slow ID RATE DELAY   shape both ends of the link with tc netem (e.g. 1gbit 100us), "slow ID off" undoes it
+#   two-hosts.sh slow ID RATE   limit both ends of the link to RATE with a tc token bucket (tbf; e.g. 1gbit or 100mbit),
+#                               "slow ID off" undoes it (tbf, not netem: kernels without sch_netem, such as this machine's, have it)
 # Needs root (ip netns). Used by the two-host test and docs/training.md's measurements with scripts/mpi/netns-rsh.
 set -euo pipefail
 cmd=${1:?up|down|slow}; id=${2:?an id}
@@ -29,7 +30,8 @@ case "$cmd" in
     for pair in "$a:$va" "$b:$vb"; do
       ns=${pair%%:*} dev=${pair#*:}
       ip netns exec "$ns" tc qdisc del dev "$dev" root 2>/dev/null || true
-      if [[ "$rate" != off ]]; then ip netns exec "$ns" tc qdisc add dev "$dev" root netem rate "$rate" delay "${4:-0ms}" limit 100000; fi
+      # A 512 kB bucket holds a few of the veth's 64 kB segmentation-offload packets; 100 ms of queue before drops.
+      if [[ "$rate" != off ]]; then ip netns exec "$ns" tc qdisc add dev "$dev" root tbf rate "$rate" burst 512kb latency 100ms; fi
     done
     ;;
   *) echo "two-hosts.sh: unknown command $cmd" >&2; exit 2 ;;

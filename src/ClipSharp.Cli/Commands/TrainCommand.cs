@@ -42,6 +42,10 @@ internal static class TrainCommand
     {
         using var world = JoinLauncher(timeoutSeconds);
         if (world is null) return Train(configPath, overrides, resume, null, cancel);
+        // mpirun forwards a rank's output in the pieces it was written in, tagging each and interleaving them with the
+        // other ranks' pieces; the console's own writer sends a long line in several writes, so two ranks reporting at
+        // once could cut each other's lines. Every line leaves in one write call (lines up to 64 k characters).
+        Console.SetError(new StreamWriter(Console.OpenStandardError(), new System.Text.UTF8Encoding(false), 1 << 16) { AutoFlush = true });
         // In an MPI job every rank reports its own failure in one line (the launcher then ends the job), and ranks
         // that all know of the failure leave MPI together.
         try

@@ -5,10 +5,11 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
 # Debian packages the tests need, installed when missing (as root, with apt-get; never a download of anyone's own build):
 # chromium drives the browser tests of clip serve; Open MPI (openmpi-bin, libopenmpi3) runs the data-parallel tests'
-# ranks under mpirun; iproute2 joins the two network namespaces of the two-host test.
+# ranks under mpirun; iproute2 joins the two network namespaces of the two-host test; libgomp1 is the OpenMP runtime
+# USearch's native library (the approximate index, Cloud.Unum.USearch) links against.
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
-for p in openmpi-bin libopenmpi3 iproute2; do
+for p in openmpi-bin libopenmpi3 iproute2 libgomp1; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -19,16 +20,6 @@ if ((${#missing[@]})); then
       || echo "warning: apt-get install ${missing[*]} failed; the tests that need them will fail"
   else
     echo "warning: ${missing[*]} missing and this is not root: install them with apt-get, or the tests that need them fail"
-  fi
-fi
-# USearch's native library (the approximate index, Cloud.Unum.USearch) links against the system's OpenMP runtime.
-if ! ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1'; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "installing libgomp1 for the approximate-index tests (apt-get)"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libgomp1; } >/dev/null \
-      || echo "warning: apt-get install libgomp1 failed; the approximate-index tests will fail"
-  else
-    echo "warning: libgomp.so.1 is missing and this is not root: install Debian's libgomp1, or the approximate-index tests fail"
   fi
 fi
 dotnet build ClipSharp.slnx -c Release -nologo -clp:ErrorsOnly || { echo "build failed"; exit 1; }

@@ -3,14 +3,22 @@
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$root"
-# The browser tests of clip serve drive Debian's chromium (never a browser download of Playwright's own).
-if [[ ! -x /usr/bin/chromium ]]; then
+# Debian packages the tests need, installed when missing (as root, with apt-get; never a download of anyone's own build):
+# chromium drives the browser tests of clip serve; Open MPI (openmpi-bin, libopenmpi3) runs the data-parallel tests'
+# ranks under mpirun; iproute2 joins the two network namespaces of the two-host test.
+missing=()
+[[ -x /usr/bin/chromium ]] || missing+=(chromium)
+for p in openmpi-bin libopenmpi3 iproute2; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "installing chromium for the browser tests (apt-get)"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } >/dev/null \
-      || echo "warning: apt-get install chromium failed; the browser tests will fail"
+    echo "installing ${missing[*]} for the tests (apt-get)"
+    { apt-get -o DPkg::Lock::Timeout=600 update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}"; } >/dev/null \
+      || echo "warning: apt-get install ${missing[*]} failed; the tests that need them will fail"
   else
-    echo "warning: /usr/bin/chromium is missing and this is not root: install Debian's chromium, or the browser tests fail"
+    echo "warning: ${missing[*]} missing and this is not root: install them with apt-get, or the tests that need them fail"
   fi
 fi
 dotnet build ClipSharp.slnx -c Release -nologo -clp:ErrorsOnly || { echo "build failed"; exit 1; }

@@ -33,6 +33,12 @@ public sealed record TrainerOptions
     /// <summary>Arithmetic of forward and backward (bf16: see <see cref="MixedPrecision"/>).</summary>
     public TrainPrecision Precision { get; init; } = TrainPrecision.Fp32;
 
+    /// <summary>
+    /// Data-parallel only: each rank computes its rows of the loss against the gathered features (open_clip's
+    /// <c>local_loss</c>) instead of the whole N × N loss; the result is the same.
+    /// </summary>
+    public bool LocalLoss { get; init; }
+
     /// <summary>Builds the options from a training config for a model of the given architecture.</summary>
     public static TrainerOptions From(TrainConfig cfg, ClipConfig arch)
     {
@@ -47,6 +53,7 @@ public sealed record TrainerOptions
             GradClip = cfg.Optimizer.GradClip,
             MicroBatchSize = cfg.Data.MicroBatchSize,
             Precision = cfg.Model.Precision,
+            LocalLoss = cfg.Distributed.LocalLoss,
         };
     }
 }
@@ -150,8 +157,9 @@ public sealed class ClipTrainer : IDisposable
         if (inputIds.shape[0] != n) throw new ArgumentException($"batch mismatch: {n} images, {inputIds.shape[0]} texts");
         long m = Math.Min(n, microBatchSize ?? Options.MicroBatchSize ?? n);
         bool img = ImageTrainable, txt = TextTrainable;
-        var group = DataParallelGroup?.Group;
-        if (m >= n)
+        var group = DataParallelGroup?.Communicator;
+        bool local = group is not null && Options.LocalLoss;
+        if (m >= n && !local)
         {
             Tensor imageFeatures, textFeatures;
             using (torch.set_grad_enabled(img)) imageFeatures = net.EncodeImage(pixels);
@@ -162,15 +170,28 @@ public sealed class ClipTrainer : IDisposable
                 textFeatures = DataParallel.GlobalRows(group, textFeatures);
             }
             var loss = Loss(imageFeatures, textFeatures);
+            DataParallelGroup?.Arm();
             loss.backward();
             KeepWholeLossGradientsOnRankZero(net);
             return loss.item<float>();
         }
+        // The loss is computed on detached copies of the features; its gradient with respect to them is then
+        // back-propagated through the towers: at once (local loss over the whole share), or micro-batch by
+        // micro-batch, re-encoding each with autograd so that activations are held for m samples only.
         if (n % m != 0) throw new ArgumentException($"micro-batch size {m} does not divide the batch {n}");
         long k = n / m;
+        Tensor? liveImg = null, liveTxt = null;
         Tensor allImg, allTxt;
-        using (torch.no_grad())
+        if (m >= n)
         {
+            using (torch.set_grad_enabled(img)) liveImg = net.EncodeImage(pixels);
+            using (torch.set_grad_enabled(txt)) liveTxt = net.EncodeText(inputIds);
+            allImg = liveImg.detach();
+            allTxt = liveTxt.detach();
+        }
+        else
+        {
+            using var _ = torch.no_grad();
             var imgs = new List<Tensor>();
             var txts = new List<Tensor>();
             for (long i = 0; i < k; i++)
@@ -182,39 +203,78 @@ public sealed class ClipTrainer : IDisposable
             allImg = torch.cat(imgs, 0);
             allTxt = torch.cat(txts, 0);
             foreach (var t in imgs.Concat(txts)) t.Dispose();
-            if (group is not null)
-            {
-                allImg = DataParallel.GlobalRows(group, allImg);
-                allTxt = DataParallel.GlobalRows(group, allTxt);
-            }
+        }
+        if (group is not null)
+        {
+            using var _ = torch.no_grad();
+            allImg = DataParallel.GlobalRows(group, allImg);
+            allTxt = DataParallel.GlobalRows(group, allTxt);
         }
         allImg.requires_grad_(img);
         allTxt.requires_grad_(txt);
-        var total = Loss(allImg, allTxt);
-        total.backward();
-        KeepWholeLossGradientsOnRankZero(net);
-        double value = total.item<float>();
+        double value;
+        if (local)
+        {
+            // This rank's rows of the loss (Σ over ranks = the whole-batch loss); the temperature's gradient is a share too.
+            var part = LocalLoss(allImg, allTxt, group!);
+            part.backward();
+            Span<double> sum = [part.item<float>()];
+            group!.AllReduceSum(sum);
+            value = sum[0];
+        }
+        else
+        {
+            var total = Loss(allImg, allTxt);
+            total.backward();
+            KeepWholeLossGradientsOnRankZero(net);
+            value = total.item<float>();
+        }
         Tensor imgGrad = img ? allImg.grad! : allImg, txtGrad = txt ? allTxt.grad! : allTxt;
         if (group is not null)
         {
-            if (img) imgGrad = DataParallel.LocalRows(group, imgGrad);
-            if (txt) txtGrad = DataParallel.LocalRows(group, txtGrad);
+            // Whole loss: every rank has the gradient of every row, its own included. Local loss: each rank has a part of
+            // every row's gradient, summed over ranks into the rows' owners.
+            if (img) imgGrad = local ? DataParallel.SumToLocalRows(group, imgGrad) : DataParallel.LocalRows(group, imgGrad);
+            if (txt) txtGrad = local ? DataParallel.SumToLocalRows(group, txtGrad) : DataParallel.LocalRows(group, txtGrad);
+        }
+        if (liveImg is not null && liveTxt is not null)
+        {
+            DataParallelGroup?.Arm();
+            if (img) liveImg.mul(imgGrad).sum().backward();
+            if (txt) liveTxt.mul(txtGrad).sum().backward();
+            return value;
         }
         for (long i = 0; i < k; i++)
         {
             using var inner = NewDisposeScope();
+            // Gradients accumulate over the micro-batches: only the last backward pass makes them final.
+            if (i == k - 1) DataParallelGroup?.Arm();
             if (img)
             {
                 var f = net.EncodeImage(pixels.narrow(0, i * m, m));
-                (f * imgGrad.narrow(0, i * m, m)).sum().backward();
+                f.mul(imgGrad.narrow(0, i * m, m)).sum().backward();
             }
             if (txt)
             {
                 var f = net.EncodeText(inputIds.narrow(0, i * m, m));
-                (f * txtGrad.narrow(0, i * m, m)).sum().backward();
+                f.mul(txtGrad.narrow(0, i * m, m)).sum().backward();
             }
         }
         return value;
+    }
+
+    /// <summary>This rank's rows of the configured loss over the global features (open_clip's <c>local_loss</c>).</summary>
+    private Tensor LocalLoss(Tensor imageFeatures, Tensor textFeatures, Communicator group)
+    {
+        using var scope = NewDisposeScope();
+        long total = imageFeatures.shape[0], n = total / group.WorldSize;
+        using Scalar w = ((long)group.WorldSize).ToScalar(), r = ((long)group.Rank).ToScalar();
+        var rows = TorchScalars.Arange(n).mul(w).add(r, TorchScalars.IntOne);
+        return (Options.Loss switch
+        {
+            LossKind.Sigmoid => ContrastiveLoss.SigmoidRows(imageFeatures, textFeatures, Net.LogitScale, logitBias!, rows),
+            _ => ContrastiveLoss.SymmetricRows(imageFeatures, textFeatures, Net.LogitScale, rows),
+        }).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -223,7 +283,7 @@ public sealed class ClipTrainer : IDisposable
     /// </summary>
     private void KeepWholeLossGradientsOnRankZero(ClipModel net)
     {
-        if (DataParallelGroup is not { Group.Rank: > 0 }) return;
+        if (DataParallelGroup is not { Communicator.Rank: > 0 }) return;
         using var _ = torch.no_grad();
         net.LogitScale.grad?.zero_();
         logitBias?.grad?.zero_();

@@ -48,4 +48,39 @@ public static class ContrastiveLoss
         var loss = F.logsigmoid(labels.mul(logits)).sum().neg().div(count);
         return loss.MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// The rows <paramref name="rows"/> (int64 indices) of symmetric InfoNCE over N pairs: the image-to-text
+    /// cross-entropies of those images and the text-to-image ones of those texts, each divided by 2N, so that the parts
+    /// over a partition of the rows add up to <see cref="Symmetric(Tensor, Tensor, Tensor)"/>. Only n × N logits exist.
+    /// </summary>
+    public static Tensor SymmetricRows(Tensor imageFeatures, Tensor textFeatures, Tensor logitScale, Tensor rows)
+    {
+        using var scope = NewDisposeScope();
+        var img = F.normalize(imageFeatures, dim: 1);
+        var txt = F.normalize(textFeatures, dim: 1);
+        var scale = logitScale.exp();
+        var perImage = scale.mul(img.index_select(0, rows).matmul(txt.t()));
+        var perText = scale.mul(txt.index_select(0, rows).matmul(img.t()));
+        using Scalar twiceN = (2.0 * img.shape[0]).ToScalar();
+        var sum = F.cross_entropy(perImage, rows, reduction: nn.Reduction.Sum).add(F.cross_entropy(perText, rows, reduction: nn.Reduction.Sum), TorchScalars.One);
+        return sum.div(twiceN).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The rows <paramref name="rows"/> of SigLIP's sigmoid loss over N pairs (those images against every text), so
+    /// that the parts over a partition of the rows add up to <see cref="Sigmoid"/>. Only n × N logits exist.
+    /// </summary>
+    public static Tensor SigmoidRows(Tensor imageFeatures, Tensor textFeatures, Tensor logitScale, Tensor logitBias, Tensor rows)
+    {
+        using var scope = NewDisposeScope();
+        var img = F.normalize(imageFeatures, dim: 1);
+        var txt = F.normalize(textFeatures, dim: 1);
+        long total = img.shape[0], n = rows.shape[0];
+        var logits = logitScale.exp().mul(img.index_select(0, rows).matmul(txt.t())).add(logitBias, TorchScalars.One);
+        var positive = zeros([n, total], dtype: logits.dtype, device: logits.device).index_put_(ones([n], dtype: logits.dtype), TorchScalars.Arange(n), rows);
+        var labels = positive.mul(TorchScalars.Two).add(TorchScalars.MinusOne, TorchScalars.One);
+        using var count = ((double)total).ToScalar();
+        return F.logsigmoid(labels.mul(logits)).sum().neg().div(count).MoveToOuterDisposeScope();
+    }
 }

@@ -33,6 +33,9 @@ public sealed record TrainConfig
     /// <summary>Run directory, checkpoints, logging and evaluation cadence.</summary>
     public OutputSection Output { get; init; } = new();
 
+    /// <summary>Data-parallel settings (used when the run is started by an MPI launcher with several processes).</summary>
+    public DistributedSection Distributed { get; init; } = new();
+
     /// <summary>Seed of the model initialisation, data order and augmentation.</summary>
     public int Seed { get; init; }
 
@@ -133,6 +136,7 @@ public sealed record TrainConfig
         Check(Output.KeepLast >= 1, "output.keep_last must be ≥ 1");
         Check(!(Freeze.LockImage && Freeze.LockText), "locking both towers leaves nothing but the temperature to train");
         foreach (var s in Data.Train) Check(s.Weight > 0, $"data source {s.Path}: weight must be positive");
+        Check(Distributed.BucketMb > 0 && Distributed.BucketMb <= 2048, "distributed.bucket_mb must be in (0, 2048]");
     }
 }
 
@@ -373,4 +377,23 @@ public sealed record OutputSection
 
     /// <summary>Validation metric that selects best.safetensors ("val/i2t_r1", "val/t2i_r1", "val/zeroshot_top1", "val/loss").</summary>
     public string BestMetric { get; init; } = "val/i2t_r1";
+}
+
+/// <summary>Data-parallel training over MPI (see <c>docs/training.md</c>).</summary>
+public sealed record DistributedSection
+{
+    /// <summary>Gradients are summed over ranks in all-reduces of at most this many MiB (PyTorch DDP's default 25).</summary>
+    public double BucketMb { get; init; } = 25;
+
+    /// <summary>
+    /// Start each bucket's all-reduce as soon as the backward pass has produced its gradients, on a communication
+    /// thread, instead of after the whole backward pass.
+    /// </summary>
+    public bool Overlap { get; init; }
+
+    /// <summary>
+    /// open_clip's <c>local_loss</c>: each rank computes only its n × N rows of the logits against the gathered
+    /// features, and the gradients of the other ranks' features are sent back to them. Same result, less memory.
+    /// </summary>
+    public bool LocalLoss { get; init; }
 }

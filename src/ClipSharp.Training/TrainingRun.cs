@@ -75,12 +75,13 @@ public sealed class TrainingRun : IDisposable
     public Action<string>? OnLog { get; set; }
 
     /// <summary>
-    /// Data-parallel training over several processes (null or world size 1: this process alone). <c>data.batch_size</c>
-    /// is the global batch; each rank loads and encodes its share (see <see cref="DataParallel"/>). Rank 0 alone reads
-    /// the resume checkpoint, validates and writes files; at the start it sends its weights, optimiser state and data
-    /// positions to the others, so they need only the data and the config.
+    /// Data-parallel training over the processes of an MPI job (null or world size 1: this process alone; see
+    /// <see cref="Communicator.Join"/>). <c>data.batch_size</c> is the global batch; each rank loads and encodes its
+    /// share (see <see cref="DataParallel"/>). Rank 0 alone reads the resume checkpoint, validates and writes files; at
+    /// the start it broadcasts its weights, optimiser state and data positions, so the others need only the data and
+    /// the config.
     /// </summary>
-    public DistributedSettings? Distributed { get; init; }
+    public Communicator? Distributed { get; init; }
 
     /// <summary>The training sources.</summary>
     public IReadOnlyList<PairSource> Sources => sources;
@@ -106,36 +107,51 @@ public sealed class TrainingRun : IDisposable
     /// </summary>
     public RunResult Run(string? resume = null, long? stopAfterStep = null, CancellationToken cancel = default)
     {
-        var dist = Distributed is { WorldSize: > 1 } d ? d : null;
-        int world = dist?.WorldSize ?? 1, rank = dist?.Rank ?? 0;
-        bool lead = rank == 0;
-        if (cfg.Data.BatchSize % world != 0)
-            throw new ClipSharpException($"data.batch_size {cfg.Data.BatchSize} (the global batch) does not split evenly over {world} processes");
-        if (cfg.Data.MicroBatchSize is int micro && cfg.Data.BatchSize / world % micro != 0)
-            throw new ClipSharpException(
-                $"data.micro_batch_size {micro} applies to each process's share of the batch ({cfg.Data.BatchSize} / {world} = {cfg.Data.BatchSize / world}) and must divide it");
+        var group = Distributed is { WorldSize: > 1 } d ? d : null;
+        int world = group?.WorldSize ?? 1;
         setUpReported = false;
-        // Ranks meet before any of them reads a checkpoint or builds a model, so a failure there on rank 0 reaches the others.
-        using var group = dist is null ? null : ProcessGroup.Connect(dist, Fingerprint(), cancel);
+        try
+        {
+            if (group is not null)
+            {
+                // Before any rank reads a checkpoint or builds a model: everything that shapes a step must agree, or the
+                // ranks' gradients would not add up (all ranks see the same digests, so all of them stop alike).
+                group.Agree(Convert.FromHexString(Fingerprint()), FingerprintDescription);
+            }
+            if (cfg.Data.BatchSize % world != 0)
+                throw new ClipSharpException($"data.batch_size {cfg.Data.BatchSize} (the global batch) does not split evenly over {world} processes");
+            if (cfg.Data.MicroBatchSize is int micro && cfg.Data.BatchSize / world % micro != 0)
+                throw new ClipSharpException(
+                    $"data.micro_batch_size {micro} applies to each process's share of the batch ({cfg.Data.BatchSize} / {world} = {cfg.Data.BatchSize / world}) and must divide it");
+        }
+        catch (ClipSharpException e) when (group is not null && e is not DistributedException)
+        {
+            group.FailureShared = true; // the same config on every rank (agreed above): they all stop here, alike
+            throw;
+        }
         try
         {
             return RunConnected(group, resume, stopAfterStep, cancel);
         }
         catch (Exception e) when (group is { Rank: 0 } && !setUpReported && e is not DistributedException)
         {
-            try { group.Broadcast(System.Text.Encoding.UTF8.GetBytes($"{e.GetType().Name}: {e.Message}")); }
-            catch (DistributedException) { } // the others are gone already
+            // The others wait in the set-up broadcast: tell them why rank 0 stopped, so every rank reports the cause.
+            group.Broadcast(System.Text.Encoding.UTF8.GetBytes($"{e.GetType().Name}: {e.Message}"));
+            group.FailureShared = true;
             throw;
         }
     }
 
+    private const string FingerprintDescription =
+        "the run's settings (model, optimiser, schedule, loss, freezing, augmentation, batch, seed, precision, checkpoint cadence, " +
+        "distributed section) or its data (each source's size and weight, the vocabulary); start every rank with the same config and data";
+
     /// <summary>Rank 0 has told the others its set-up succeeded (after that, a failure reaches them as a lost rank).</summary>
     private bool setUpReported;
 
-    private RunResult RunConnected(ProcessGroup? group, string? resume, long? stopAfterStep, CancellationToken cancel)
+    private RunResult RunConnected(Communicator? group, string? resume, long? stopAfterStep, CancellationToken cancel)
     {
-        var dist = group?.Settings;
-        int world = dist?.WorldSize ?? 1, rank = dist?.Rank ?? 0;
+        int world = group?.WorldSize ?? 1, rank = group?.Rank ?? 0;
         bool lead = rank == 0;
         if (lead)
         {
@@ -149,6 +165,7 @@ public sealed class TrainingRun : IDisposable
         }
         FailPoints.Reach(FailPoints.Start);
 
+        GradientReducer? reducerToDispose = null;
         TrainingCheckpoint? ckpt = null;
         if (resume is not null && lead)
         {
@@ -182,25 +199,33 @@ public sealed class TrainingRun : IDisposable
             if (ckpt is not null) (positions, best) = Restore(ckpt, trainer, world);
             ckpt?.Dispose();
             ckpt = null;
-            if (dist is not null && !arch.IsVit)
-                throw new NotSupportedException(
-                    "data-parallel training needs a ViT image tower: the ResNet's BatchNorm would normalise over each process's share of the batch " +
-                    "instead of the whole batch, so the result would not be the single-process one");
+            // The ResNet's BatchNorms normalise over the whole global batch (statistics all-reduced), as in one process.
+            if (group is not null && model.Visual is ModifiedResNet resnet) SyncBatchNorm.Enable(resnet, group);
             if (group is not null)
             {
                 // Rank 0 says whether its set-up worked (its failure message otherwise, sent from Run), then all
                 // ranks check they built the same architecture, then rank 0's state is shared.
                 var status = group.Broadcast(lead ? [] : null);
                 setUpReported = true;
-                if (status.Length > 0) throw new DistributedException($"rank 0 stopped during set-up: {System.Text.Encoding.UTF8.GetString(status)}");
-                var mine = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(arch.ToJson()));
-                var all = group.AllGather(mine);
-                for (int r = 0; r < world; r++)
-                    if (!all.AsSpan(r * mine.Length, mine.Length).SequenceEqual(mine))
-                        throw new DistributedException($"rank {r} built a different model architecture than rank {rank} ({arch}); check model.config and model.init_from on every machine");
-                OnLog?.Invoke($"data-parallel: rank {rank} of {world}, {cfg.Data.BatchSize / world} of every {cfg.Data.BatchSize} pairs");
+                if (status.Length > 0)
+                {
+                    group.FailureShared = true;
+                    throw new DistributedException($"rank 0 stopped during set-up: {System.Text.Encoding.UTF8.GetString(status)}");
+                }
+                group.Agree(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(arch.ToJson())),
+                    $"the model architecture it built (rank {rank}: {arch}); check model.config and model.init_from on every machine");
+                OnLog?.Invoke($"data-parallel: rank {rank} of {world} on {group.Host} (pid {Environment.ProcessId}), {cfg.Data.BatchSize / world} of every {cfg.Data.BatchSize} pairs; {group.LibraryVersion}");
                 (positions, best) = ShareStateFromRankZero(group, trainer, positions, best);
-                trainer.DataParallelGroup = new GradientReducer(group);
+                // Overlap needs the backward pass free of other collectives and the gradients final where the blocks report
+                // them: not with the ResNet's synchronised BatchNorm (all-reduces in its backward), nor with bf16 (gradients
+                // reach the float32 masters only after the backward pass).
+                bool overlap = cfg.Distributed.Overlap && arch.IsVit && trainer.Mixed is null;
+                if (cfg.Distributed.Overlap && !overlap)
+                    OnLog?.Invoke($"distributed.overlap is off for this run: {(arch.IsVit ? "bf16 gradients reach the float32 weights after the backward pass" : "the ResNet's synchronised BatchNorm all-reduces during the backward pass")}");
+                var reducer = new GradientReducer(group, (long)(cfg.Distributed.BucketMb * (1 << 20)), overlap);
+                if (overlap) reducer.WatchBlocks(model);
+                trainer.DataParallelGroup = reducer;
+                reducerToDispose = reducer;
             }
             long dataPosition = positions[rank];
 
@@ -282,6 +307,15 @@ public sealed class TrainingRun : IDisposable
                 }
                 if (stopping && !last) return new RunResult(trainer.StepCount, null, lastCheckpoint, lastVal, sps);
             }
+            if (group is not null && trainer.DataParallelGroup is { } dp && trainer.StepCount > startStep)
+            {
+                long steps = trainer.StepCount - startStep;
+                OnLog?.Invoke(string.Create(CultureInfo.InvariantCulture,
+                    $"data-parallel: rank {rank}: {dp.BytesReduced / steps / 1e6:F2} MB of gradients and {dp.Buckets / (double)steps:F1} all-reduces per step; " +
+                    $"{1e3 * dp.CommunicationTime.TotalSeconds / steps:F1} ms/step in gradient all-reduces, {1e3 * dp.ExposedTime.TotalSeconds / steps:F1} ms/step waited for them" +
+                    $"{(dp.Overlap ? $" ({dp.EarlyGradients / (double)steps:F0} gradients per step handed over during the backward pass)" : "")}, {1e3 * group.CommunicationTime.TotalSeconds / steps:F1} ms/step in all MPI calls; " +
+                    $"{1e3 * clock.Elapsed.TotalSeconds / steps:F0} ms/step in all"));
+            }
             if (!lead) return new RunResult(trainer.StepCount, null, null, lastVal, sps);
             string final = Path.Combine(RunDirectory, "final.safetensors");
             model.Save(final, new Dictionary<string, string> { ["step"] = trainer.StepCount.ToString(CultureInfo.InvariantCulture) });
@@ -290,6 +324,7 @@ public sealed class TrainingRun : IDisposable
         finally
         {
             ckpt?.Dispose();
+            reducerToDispose?.Dispose();
         }
     }
 
@@ -396,6 +431,8 @@ public sealed class TrainingRun : IDisposable
             cfg.Model.Precision.ToString(), cfg.Model.GradCheckpointing.ToString(), (cfg.Data.MicroBatchSize ?? 0).ToString(CultureInfo.InvariantCulture),
             // The checkpoint cadence decides when every rank joins the data-position gather.
             cfg.Output.CheckpointEvery.ToString(CultureInfo.InvariantCulture),
+            // Bucket sizes decide the sequence of all-reduces; local_loss and overlap what the collectives carry.
+            JsonSerializer.Serialize(cfg.Distributed, TrainConfig.JsonOptions),
             // The data plan: what each position maps to depends on the sources' sizes and weights and on the vocabulary.
             string.Join(";", sources.Select(x => string.Create(CultureInfo.InvariantCulture, $"{x.Samples.Count}:{x.Weight:R}"))),
             tokenizer.VocabSize.ToString(CultureInfo.InvariantCulture));
@@ -406,7 +443,7 @@ public sealed class TrainingRun : IDisposable
     /// Gives every rank rank 0's training state (weights, optimiser moments and step, sigmoid bias, RNG) and the data
     /// positions, through the same serialisation a checkpoint uses, so all ranks start bit-identical.
     /// </summary>
-    private (long[] Positions, double Best) ShareStateFromRankZero(ProcessGroup group, ClipTrainer trainer, long[] positions, double best)
+    private (long[] Positions, double Best) ShareStateFromRankZero(Communicator group, ClipTrainer trainer, long[] positions, double best)
     {
         // Through a temporary file in the checkpoint format, streamed in chunks: the state (weights and both AdamW
         // moments) is several GB for the large models.
@@ -433,7 +470,7 @@ public sealed class TrainingRun : IDisposable
         }
     }
 
-    private static long[] GatherPositions(ProcessGroup group, long mine)
+    private static long[] GatherPositions(Communicator group, long mine)
     {
         var all = group.AllGather(BitConverter.GetBytes(mine));
         return Enumerable.Range(0, group.WorldSize).Select(r => BitConverter.ToInt64(all, r * 8)).ToArray();

@@ -5,7 +5,10 @@ using Spectre.Console;
 
 namespace ClipSharp.Cli.Commands;
 
-/// <summary><c>clip train --config FILE [--set key=value ...] [--resume latest|PATH] [--rank R --world-size W --master HOST:PORT]</c>.</summary>
+/// <summary>
+/// <c>clip train --config FILE [--set key=value ...] [--resume latest|PATH]</c>; data-parallel when started by an MPI
+/// launcher (<c>mpirun -np 2 ./clip train ...</c>, <c>srun</c>), which gives each process its rank.
+/// </summary>
 internal static class TrainCommand
 {
     public static Command Create()
@@ -13,50 +16,62 @@ internal static class TrainCommand
         var config = new Option<string>("--config", "-c") { Description = "Training config (.json, .yaml or .yml)", Required = true };
         var set = new Option<string[]>("--set") { Description = "Override a config value by dotted path, e.g. --set optimizer.lr=1e-4 (repeatable)", AllowMultipleArgumentsPerToken = false };
         var resume = new Option<string?>("--resume") { Description = "'latest' (newest checkpoint in the run directory) or a checkpoint path" };
-        var rank = new Option<int?>("--rank") { Description = "Data-parallel: this process's rank, 0 … world size − 1 (default: $RANK)" };
-        var world = new Option<int?>("--world-size") { Description = "Data-parallel: number of processes; data.batch_size is split over them (default: $WORLD_SIZE, else 1)" };
-        var master = new Option<string?>("--master") { Description = "Data-parallel: HOST:PORT where rank 0 listens (default: $MASTER_ADDR:$MASTER_PORT, else 127.0.0.1:29500)" };
-        var timeout = new Option<double?>("--dist-timeout") { Description = "Data-parallel: seconds any rank may wait for the others (default 600)" };
-        var cmd = new Command("train", "Train or fine-tune a CLIP model from a config file") { config, set, resume, rank, world, master, timeout };
-        cmd.SetAction((r, cancel) => Task.FromResult(Run(r.GetValue(config)!, r.GetValue(set) ?? [], r.GetValue(resume),
-            Distributed(r.GetValue(rank), r.GetValue(world), r.GetValue(master), r.GetValue(timeout)), cancel)));
+        var timeout = new Option<double?>("--dist-timeout") { Description = "Data-parallel (under mpirun/srun): seconds one collective may wait for the other ranks before this rank gives up (default 600)" };
+        // The options of the TCP transport that MPI replaced: kept hidden, to say how to launch now.
+        var gone = new[] { "--rank", "--world-size", "--master" }.Select(n => new Option<string?>(n) { Hidden = true }).ToArray();
+        var cmd = new Command("train", "Train or fine-tune a CLIP model from a config file (data-parallel under mpirun or srun)") { config, set, resume, timeout };
+        foreach (var g in gone) cmd.Options.Add(g);
+        cmd.SetAction((r, cancel) =>
+        {
+            if (gone.FirstOrDefault(g => r.GetResult(g) is not null) is { } used)
+                throw new CliException($"{used.Name} is gone: ranks come from MPI now; {Launcher.Usage}");
+            return Task.FromResult(Run(r.GetValue(config)!, r.GetValue(set) ?? [], r.GetValue(resume), r.GetValue(timeout), cancel));
+        });
         return cmd;
     }
 
-    /// <summary>Command-line options over the torchrun-style environment variables; null for a single process.</summary>
-    internal static DistributedSettings? Distributed(int? rank, int? world, string? master, double? timeoutSeconds)
+    /// <summary>The MPI job this process was started in (null: a single process).</summary>
+    internal static Communicator? JoinLauncher(double? timeoutSeconds)
     {
-        try
-        {
-            // The environment only fills in what the options leave out.
-            var env = rank is not null && world is not null ? null : DistributedSettings.FromEnvironment();
-            int w = world ?? env?.WorldSize ?? 1;
-            if (w == 1 && rank is null or 0) return null;
-            int r = rank ?? env?.Rank ?? throw new ArgumentException("--world-size is given but --rank (or $RANK) is not");
-            var (host, port) = env is not null ? (env.MasterAddress, env.MasterPort) : DistributedSettings.MasterFromEnvironment();
-            if (master is not null)
-            {
-                int colon = master.LastIndexOf(':');
-                if (colon <= 0 || !int.TryParse(master[(colon + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out port))
-                    throw new ArgumentException($"--master '{master}' is not HOST:PORT");
-                host = master[..colon];
-            }
-            var s = new DistributedSettings(r, w, host, port, timeoutSeconds is double t ? TimeSpan.FromSeconds(t) : DistributedSettings.DefaultTimeout);
-            s.Validate();
-            return s;
-        }
+        if (timeoutSeconds is <= 0 or double.NaN) throw new CliException($"--dist-timeout {timeoutSeconds} must be a positive number of seconds");
+        try { return Communicator.Join(timeoutSeconds is double t ? TimeSpan.FromSeconds(t) : null); }
         catch (ArgumentException e) { throw new CliException(e.Message); }
     }
 
-    private static int Run(string configPath, string[] overrides, string? resume, DistributedSettings? distributed, CancellationToken cancel)
+    private static int Run(string configPath, string[] overrides, string? resume, double? timeoutSeconds, CancellationToken cancel)
+    {
+        using var world = JoinLauncher(timeoutSeconds);
+        if (world is null) return Train(configPath, overrides, resume, null, cancel);
+        // mpirun forwards a rank's output in the pieces it was written in, tagging each and interleaving them with the
+        // other ranks' pieces; the console's own writer sends a long line in several writes, so two ranks reporting at
+        // once could cut each other's lines. Every line leaves in one write call (lines up to 64 k characters).
+        Console.SetError(new StreamWriter(Console.OpenStandardError(), new System.Text.UTF8Encoding(false), 1 << 16) { AutoFlush = true });
+        // In an MPI job every rank reports its own failure in one line (the launcher then ends the job), and ranks
+        // that all know of the failure leave MPI together.
+        try
+        {
+            int code = Train(configPath, overrides, resume, world, cancel);
+            world.Finish();
+            return code;
+        }
+        catch (Exception e) when (e is CliException or ClipSharpException or InvalidDataException or FileNotFoundException or DirectoryNotFoundException or ArgumentException or NotSupportedException or IOException)
+        {
+            world.Report($"clip: error: {(e.Message.StartsWith($"rank {world.Rank}", StringComparison.Ordinal) ? "" : $"rank {world.Rank}: ")}{e.Message}");
+            if (world.FailureShared) world.Finish();
+            return e is CliException ce ? ce.ExitCode : 1;
+        }
+    }
+
+    private static int Train(string configPath, string[] overrides, string? resume, Communicator? distributed, CancellationToken cancel)
     {
         TrainConfig cfg;
         try { cfg = TrainConfig.Load(configPath, overrides); }
         catch (ArgumentException e) { throw new CliException(e.Message); }
         string baseDir = Path.GetDirectoryName(Path.GetFullPath(configPath))!;
         var run = new TrainingRun(cfg, baseDir) { Distributed = distributed };
-        Console.Error.WriteLine($"run directory: {run.RunDirectory}" + (distributed is null ? "" : $" (rank {distributed.Rank} of {distributed.WorldSize}; rank 0 writes it)"));
-        Console.Error.WriteLine($"sources: {string.Join(", ", run.Sources.Select(s => $"{s.Name} ({s.Samples.Count} pairs, weight {s.Weight}" + (s.SkippedWhenOpening > 0 ? $", {s.SkippedWhenOpening} rows skipped" : "") + ")"))}");
+        bool quiet = distributed is { Rank: > 0 };
+        if (!quiet) Console.Error.WriteLine($"run directory: {run.RunDirectory}" + (distributed is null ? "" : $" (rank 0 of {distributed.WorldSize} writes it)"));
+        if (!quiet) Console.Error.WriteLine($"sources: {string.Join(", ", run.Sources.Select(s => $"{s.Name} ({s.Samples.Count} pairs, weight {s.Weight}" + (s.SkippedWhenOpening > 0 ? $", {s.SkippedWhenOpening} rows skipped" : "") + ")"))}");
         var logPath = Path.Combine(run.RunDirectory, distributed is { Rank: > 0 } ? $"train.rank{distributed.Rank}.log" : "train.log");
         Directory.CreateDirectory(run.RunDirectory);
         using var log = new StreamWriter(logPath, append: true) { AutoFlush = true };
@@ -68,7 +83,18 @@ internal static class TrainCommand
             Console.Error.WriteLine(line);
         };
         RunResult result;
-        if (Console.IsErrorRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
+        if (quiet)
+        {
+            // One console for the job: the other ranks log to their own file and print only where they run, and errors.
+            run.OnLog = line =>
+            {
+                log.WriteLine($"{DateTime.Now:O} {line}");
+                if (line.StartsWith("data-parallel:", StringComparison.Ordinal)) Console.Error.WriteLine(line);
+            };
+            run.OnProgress = p => log.WriteLine($"{DateTime.Now:O} {Describe(p)}");
+            result = run.Run(resume, cancel: cancel);
+        }
+        else if (Console.IsErrorRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
         {
             run.OnProgress = p =>
             {
@@ -93,6 +119,7 @@ internal static class TrainCommand
                     result = run.Run(resume, cancel: cancel);
                 });
         }
+        if (quiet) return 0;
         Console.Error.WriteLine($"done: {result.Steps} steps, {result.SamplesPerSecond:F1} samples/s; final weights {result.FinalWeights}");
         foreach (var (k, v) in result.LastValidation) Console.Error.WriteLine($"  {k} = {v:F4}");
         return 0;

@@ -6,6 +6,13 @@ using F = TorchSharp.torch.nn.functional;
 namespace ClipSharp.Modeling;
 
 /// <summary>
+/// A training-mode BatchNorm: normalises <paramref name="x"/> [N, C, H, W] with batch statistics and updates
+/// <paramref name="bn"/>'s running statistics, as <c>bn.forward</c> does in training mode. Data-parallel training
+/// supplies one whose statistics cover every process's share of the batch.
+/// </summary>
+internal delegate Tensor TrainingBatchNorm(BatchNorm2d bn, Tensor x);
+
+/// <summary>
 /// A convolution followed by BatchNorm. In training mode it runs both as they are. In eval mode it folds the
 /// BatchNorm's running statistics into the convolution once (w·γ/√(σ²+ε), β − μ·γ/√(σ²+ε), computed in float32,
 /// then stored in the convolution's dtype) and runs a single biased convolution. This saves a full pass over
@@ -15,6 +22,9 @@ namespace ClipSharp.Modeling;
 internal sealed class ConvBn(Conv2d conv, BatchNorm2d bn) : IDisposable
 {
     private Tensor? weight, bias;
+
+    /// <summary>Replaces the training-mode BatchNorm (null: statistics of this process's batch).</summary>
+    public TrainingBatchNorm? Normalise { get; set; }
 
     public Tensor Forward(Tensor x, bool training)
     {
@@ -36,6 +46,7 @@ internal sealed class ConvBn(Conv2d conv, BatchNorm2d bn) : IDisposable
     /// </summary>
     private Tensor BatchNormTraining(Tensor x)
     {
+        if (Normalise is not null) return Normalise(bn, x);
         if (!bn.track_running_stats || bn.num_batches_tracked is null) return bn.forward(x);
         bn.num_batches_tracked.add_(TorchScalars.IntOne, TorchScalars.IntOne);
         double factor = bn.momentum ?? 1.0 / bn.num_batches_tracked.item<long>();

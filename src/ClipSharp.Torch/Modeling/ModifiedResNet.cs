@@ -49,6 +49,8 @@ internal sealed class Bottleneck : nn.Module<Tensor, Tensor>
         }
     }
 
+    internal IEnumerable<ConvBn> ConvBns => fd is null ? [f1, f2, f3] : [f1, f2, f3, fd];
+
     internal void InvalidateFolds()
     {
         f1.Invalidate(); f2.Invalidate(); f3.Invalidate(); fd?.Invalidate();
@@ -170,6 +172,20 @@ public sealed class ModifiedResNet : ImageTower
         s1.Invalidate(); s2.Invalidate(); s3.Invalidate();
         foreach (var layer in new[] { layer1, layer2, layer3, layer4 })
             foreach (var block in layer.children()) ((Bottleneck)block).InvalidateFolds();
+    }
+
+    /// <summary>
+    /// How every BatchNorm of the tower normalises in training mode (null, the default: over this process's batch,
+    /// as <c>BatchNorm2d</c> does). Eval mode always uses the running statistics.
+    /// </summary>
+    internal TrainingBatchNorm? TrainingNorm
+    {
+        get => s1.Normalise;
+        set
+        {
+            foreach (var c in new[] { s1, s2, s3 }.Concat(new[] { layer1, layer2, layer3, layer4 }.SelectMany(l => l.children()).SelectMany(b => ((Bottleneck)b).ConvBns)))
+                c.Normalise = value;
+        }
     }
 
     /// <summary>The BatchNorm that closes each bottleneck (bn3), zero-initialised by the reference.</summary>

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using ClipSharp.Checkpoints;
+using ClipSharp.Imaging;
 using ClipSharp.Modeling;
 using ClipSharp.Text;
 using ClipSharp.Training.Data;
@@ -229,13 +230,18 @@ public sealed class TrainingRun : IDisposable
             long dataPosition = positions[rank];
 
             int? fold = arch.VocabSize < tokenizer.VocabSize ? arch.VocabSize : null;
-            var validator = !lead ? null : new Validator(tokenizer, arch.ImageResolution, arch.ContextLength, fold, valSource, cfg.Data.ValLimit, cfg.Data.ZeroShot, baseDirectory);
+            // Training and validation pixels are normalised as the model's inference will normalise them: with the
+            // constants the checkpoint being fine-tuned declares (CLIP's for a fresh model).
+            var (mean, std) = model.Normalisation;
+            if (model.Normalisation != (ClipImagePreprocessorOptions.ClipMean, ClipImagePreprocessorOptions.ClipStd))
+                OnLog?.Invoke(FormattableString.Invariant($"normalising images with the model's mean ({mean.R}, {mean.G}, {mean.B}) and std ({std.R}, {std.G}, {std.B})"));
+            var validator = !lead ? null : new Validator(tokenizer, arch.ImageResolution, arch.ContextLength, fold, valSource, cfg.Data.ValLimit, cfg.Data.ZeroShot, baseDirectory, model.Normalisation);
             using var metrics = lead ? new MetricsLog(RunDirectory, cfg.Output.Tensorboard, continueFromStep: trainer.StepCount) : null;
             using var loader = new TrainingDataLoader(sources, tokenizer, new LoaderOptions
             {
                 BatchSize = cfg.Data.BatchSize / world, ImageSize = arch.ImageResolution, ContextLength = arch.ContextLength,
                 Workers = cfg.Data.Workers, Prefetch = cfg.Data.Prefetch, Augment = cfg.Data.Augment, Seed = cfg.Seed, VocabSize = fold,
-                Rank = rank, WorldSize = world,
+                Rank = rank, WorldSize = world, Mean = mean, Std = std,
             }, dataPosition);
 
             long total = cfg.Schedule.Steps;
@@ -339,7 +345,9 @@ public sealed class TrainingRun : IDisposable
             }
             return loaded;
         }
-        return new ClipModel(arch);
+        var built = new ClipModel(arch);
+        if (ckpt is not null && PreprocessingConfig.Find(ckpt.Path, ckpt.Metadata) is { } declared) built.Normalisation = declared;
+        return built;
     }
 
     private (long[] DataPositions, double Best) Restore(TrainingCheckpoint ckpt, ClipTrainer trainer, int world)
@@ -398,6 +406,9 @@ public sealed class TrainingRun : IDisposable
             [VocabularyRecord.MetadataKey] = tokenizer.Vocabulary.ToJson(),
         };
         if (!double.IsNaN(best)) meta["best"] = best.ToString("R", CultureInfo.InvariantCulture);
+        // A resumed run builds its model from model_config; the normalisation a fine-tuned checkpoint declared travels here.
+        if (trainer.Model.Normalisation != (ClipImagePreprocessorOptions.ClipMean, ClipImagePreprocessorOptions.ClipStd))
+            meta[PreprocessingConfig.MetadataKey] = PreprocessingConfig.ToMetadata(trainer.Model.Normalisation.Mean, trainer.Model.Normalisation.Std);
         if (dataPositions.Length > 1)
         {
             meta["world_size"] = dataPositions.Length.ToString(CultureInfo.InvariantCulture);

@@ -26,11 +26,13 @@ internal sealed class Validator
 
     /// <summary>Prepares the validation data (bad images are left out).</summary>
     public Validator(ClipTokenizer tokenizer, int imageSize, int contextLength, int? foldVocab,
-        PairSource? pairs, int pairLimit, ZeroShotSection? zeroShot, string baseDirectory)
+        PairSource? pairs, int pairLimit, ZeroShotSection? zeroShot, string baseDirectory,
+        ((float R, float G, float B) Mean, (float R, float G, float B) Std)? normalisation = null)
     {
         size = imageSize;
         ctx = contextLength;
-        var pre = new ClipImagePreprocessor(imageSize);
+        var (mean, std) = normalisation ?? (ClipImagePreprocessorOptions.ClipMean, ClipImagePreprocessorOptions.ClipStd);
+        var pre = new ClipImagePreprocessor(new ClipImagePreprocessorOptions { Size = imageSize, Mean = mean, Std = std });
         int[] Tok(string text)
         {
             var t = tokenizer.Tokenize(text, contextLength, truncate: true);

@@ -15,7 +15,8 @@ internal static class PlotCommand
         {
             string run = r.GetValue(dir)!;
             string metrics = Path.Combine(run, "metrics.jsonl");
-            if (!File.Exists(metrics)) throw new CliException($"no metrics.jsonl in {run}");
+            if (!Directory.Exists(run)) throw new CliException(File.Exists(run) ? $"{run}: is a file; plot takes a training run folder" : $"run folder not found: {run}");
+            if (!File.Exists(metrics)) throw new CliException($"no metrics.jsonl in {run} (not a training run folder?)");
             string outDir = r.GetValue(output) ?? Path.Combine(run, "plots");
             foreach (var file in LearningCurves.Draw(MetricsLog.Read(metrics), outDir)) Console.Error.WriteLine($"wrote {file}");
             return 0;

@@ -17,7 +17,10 @@ internal static class PredictCommand
         classNames.Required = true;
         classNames.Description = "Candidate labels: a file with one per line or a shipped list";
         var templates = EvalCommon.TemplatesOption();
+        // Probabilities for people: the model's own temperature, as `clip similarity` (eval keeps the paper's 100).
         var scale = EvalCommon.ScaleOption();
+        scale.DefaultValueFactory = _ => "model";
+        scale.Description = "Logit multiplier before the softmax: 'model' (default, the checkpoint's exp(logit_scale), as clip similarity) or a number such as 100";
         var topK = new Option<int>("--top-k", "-k") { Description = "Labels per image", DefaultValueFactory = _ => 5 };
         var csv = new Option<string>("--csv") { Description = "Output CSV (default: stdout)" };
         var cmd = new Command("predict", "Zero-shot labels for images: CSV with the top-k labels and probabilities") { images, classNames, templates, scale, topK, csv };

@@ -89,6 +89,14 @@ internal static class SearchCommand
             var texts = r.GetValue(queries) ?? [];
             var images = r.GetValue(image) ?? [];
             if (texts.Length == 0 && images.Length == 0) throw new CliException("give at least one text query or --image");
+            int literalFrom = texts.Length - SimilarityCommand.AfterDoubleDash(r);
+            for (int i = 0; i < literalFrom; i++)
+                if (texts[i].Length > 1 && texts[i][0] == '-')
+                    throw new CliException($"search: '{texts[i]}' is not an option of search (to search for it as text, put it after --)");
+            if (texts.FirstOrDefault(string.IsNullOrWhiteSpace) is not null)
+                throw new CliException("search: a text query is empty; give the words to search for");
+            if (r.GetValue(template) is { } tpl && !ZeroShot.PromptSets.HasPlaceholder(tpl))
+                throw new CliException($"--template '{tpl}' has no {{}} placeholder for the query (e.g. \"a photo of {{}}.\")");
             int k = r.GetValue(top);
             if (k < 1) throw new CliException("--top must be at least 1");
             if (r.GetValue(server) is { } url)

@@ -5,10 +5,11 @@ namespace ClipSharp.Training.Data;
 /// <summary>
 /// Training-time image transform: RandomResizedCrop (area fraction and aspect ratio drawn from the configured
 /// ranges, up to ten tries, else a centre crop of the largest allowed box), bicubic resize to the model's side,
-/// optional horizontal flip, colour jitter and greyscale, then CLIP normalisation. All randomness comes from the
+/// optional horizontal flip, colour jitter and greyscale, then normalisation with the model's mean and std. All randomness comes from the
 /// <see cref="Random"/> passed in, so a sample's augmentation depends only on the seed and its position.
 /// </summary>
-internal sealed class Augmentation(int size, AugmentSection options)
+internal sealed class Augmentation(int size, AugmentSection options,
+    (float R, float G, float B) mean, (float R, float G, float B) std)
 {
     /// <summary>Output side in pixels.</summary>
     public int Size { get; } = size;
@@ -52,7 +53,7 @@ internal sealed class Augmentation(int size, AugmentSection options)
         if (options.Hflip && rng.NextDouble() < 0.5) FlipHorizontal(px, Size);
         if (options.ColorJitter > 0) Jitter(px, options.ColorJitter, rng);
         if (options.Grayscale > 0 && rng.NextDouble() < options.Grayscale) ToGray(px);
-        ImageNormalizer.ToNormalizedChw(px, Size * Size, ClipImagePreprocessorOptions.ClipMean, ClipImagePreprocessorOptions.ClipStd, destination);
+        ImageNormalizer.ToNormalizedChw(px, Size * Size, mean, std, destination);
     }
 
     private static void FlipHorizontal(byte[] px, int size)

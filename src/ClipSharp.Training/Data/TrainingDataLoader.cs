@@ -42,6 +42,12 @@ internal sealed record LoaderOptions
 
     /// <summary>Number of data-parallel loaders sharing the plan (1: this loader reads every position).</summary>
     public int WorldSize { get; init; } = 1;
+
+    /// <summary>Per-channel mean the augmented pixels are normalised with (the model's; CLIP's by default).</summary>
+    public (float R, float G, float B) Mean { get; init; } = ClipImagePreprocessorOptions.ClipMean;
+
+    /// <summary>Per-channel std the augmented pixels are normalised with (the model's; CLIP's by default).</summary>
+    public (float R, float G, float B) Std { get; init; } = ClipImagePreprocessorOptions.ClipStd;
 }
 
 /// <summary>A batch decoded and augmented ahead of training (plain arrays; tensors are made on the training thread).</summary>
@@ -86,7 +92,7 @@ internal sealed class TrainingDataLoader : IDisposable
         this.options = options;
         plan = new MixPlan(sources, options.Seed);
         plan.SkipTo(startPosition);
-        augmentation = new Augmentation(options.ImageSize, options.Augment);
+        augmentation = new Augmentation(options.ImageSize, options.Augment, options.Mean, options.Std);
         queue = Channel.CreateBounded<PreparedBatch>(new BoundedChannelOptions(Math.Max(1, options.Prefetch)) { SingleReader = true, SingleWriter = true });
         producer = Task.Run(Produce);
     }

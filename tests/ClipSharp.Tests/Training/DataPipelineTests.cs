@@ -64,7 +64,7 @@ public class DataPipelineTests
     [Fact]
     public void RandomResizedCropStaysInsideTheImageAndTheScaleRange()
     {
-        var aug = new Augmentation(32, new AugmentSection());
+        var aug = new Augmentation(32, new AugmentSection(), ClipSharp.Imaging.ClipImagePreprocessorOptions.ClipMean, ClipSharp.Imaging.ClipImagePreprocessorOptions.ClipStd);
         var rng = new Random(1);
         for (int i = 0; i < 500; i++)
         {

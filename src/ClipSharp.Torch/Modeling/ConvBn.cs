@@ -32,13 +32,16 @@ internal sealed class ConvBn(Conv2d conv, BatchNorm2d bn) : IDisposable
         {
             Invalidate();
             using var scope = NewDisposeScope();
-            return BatchNormTraining(conv.forward(x)).MoveToOuterDisposeScope();
+            return BatchNormTraining(Convolve(x, conv.weight!, conv.bias)).MoveToOuterDisposeScope();
         }
         if (weight is null) Fold();
-        if (x.dtype == weight!.dtype) return F.conv2d(x, weight, bias, conv.stride, conv.padding);
+        if (x.dtype == weight!.dtype) return Convolve(x, weight, bias);
         using var s = NewDisposeScope();
-        return F.conv2d(x.to(weight.dtype), weight, bias, conv.stride, conv.padding).to(x.dtype).MoveToOuterDisposeScope();
+        return Convolve(x.to(weight.dtype), weight, bias).to(x.dtype).MoveToOuterDisposeScope();
     }
+
+    /// <summary>This layer's convolution, through <see cref="Convolution"/> rather than libtorch's conv2d (see there why).</summary>
+    private Tensor Convolve(Tensor x, Tensor w, Tensor? b) => Convolution.Conv2d(x, w, b, conv.stride[0], conv.padding is { } p ? p[0] : 0);
 
     /// <summary>
     /// What <c>bn.forward</c> computes in training mode, but TorchSharp's version bumps num_batches_tracked with implicit
@@ -61,11 +64,8 @@ internal sealed class ConvBn(Conv2d conv, BatchNorm2d bn) : IDisposable
         var scale = bn.weight!.to(ScalarType.Float32) / bn.running_var!.to(ScalarType.Float32).add(eps, TorchScalars.One).sqrt();
         var w = conv.weight!.to(ScalarType.Float32) * scale.view(-1, 1, 1, 1);
         var b = bn.bias!.to(ScalarType.Float32) - bn.running_mean!.to(ScalarType.Float32) * scale;
-        // libtorch 2.10's bf16 CPU convolution returns wrong values (even NaN) when the output channel count
-        // is not a multiple of 16 (measured here: 8, 24, 40 channels). Such convolutions stay in float32.
-        var dtype = conv.weight!.dtype == ScalarType.BFloat16 && conv.weight.shape[0] % 16 != 0 ? ScalarType.Float32 : conv.weight.dtype;
-        weight = w.to(dtype).contiguous().DetachFromDisposeScope();
-        bias = b.to(dtype).DetachFromDisposeScope();
+        weight = w.to(conv.weight!.dtype).contiguous().DetachFromDisposeScope();
+        bias = b.to(conv.weight.dtype).DetachFromDisposeScope();
     }
 
     public void Invalidate()

@@ -233,12 +233,16 @@ public class DataParallelRunTests : ClipTrainRuns
     /// <remarks>
     /// At the other tests' learning rate (2e-3) six steps of this tiny ResNet are chaotic: one process with one thread
     /// and one with two threads already end 4e-3 apart (measured), so no change of summation order could stay within
-    /// 1e-5. At 2e-4 with ε = 1e-6 the thread counts agree to 2e-6, and the two ranks must match one process to 1e-5.
-    /// (The gradient itself is compared at 2e-3-independent precision in <see cref="DataParallelGradientTests"/>.)
+    /// 1e-5. The learning rate is 2e-4, and AdamW's ε is 1e-4: with a small ε, Adam divides each gradient by its own
+    /// magnitude, so convolution weights whose gradients nearly cancel (|g| ~ 1e-6, rounding noise ~ 1e-8) take
+    /// full-size steps in directions set by rounding. Measured with the im2col convolutions: two ranks against one
+    /// process end 1.5e-4 apart at ε = 1e-6 and 3.5e-5 at ε = 1e-8 (step 4 onwards; the first three steps agree to
+    /// 3e-7), 1.2e-7 at ε = 1e-4. The test still sees synchronisation: with each rank's BatchNorm statistics kept local
+    /// the weights end 7e-4 apart. (The gradient itself is compared in <see cref="DataParallelGradientTests"/>.)
     /// </remarks>
     [Fact]
     public void ResNetWithSynchronisedBatchNormOverTwoRanksEqualsOneProcess() =>
-        TwoRanksAgainstOneProcess("resnet", c => c["optimizer"] = new JsonObject { ["lr"] = 2e-4, ["eps"] = 1e-6 }, resnet: true);
+        TwoRanksAgainstOneProcess("resnet", c => c["optimizer"] = new JsonObject { ["lr"] = 2e-4, ["eps"] = 1e-4 }, resnet: true);
 }
 
 /// <summary>A rank that dies or hangs ends the job with one clear line; resume continues it exactly.</summary>

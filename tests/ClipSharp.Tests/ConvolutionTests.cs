@@ -55,6 +55,12 @@ public class ConvolutionTests
         double ry = Rel(single.y, exact.y), rw = Rel(single.dw, exact.dw), rx = Rel(single.dx, exact.dx), rb = Rel(single.db, exact.db);
         Assert.True(ry < 1e-5 && rw < 1e-5 && rx < 1e-5 && rb < 1e-5,
             $"k{kernel}/s{stride} {cin}→{cout} at {side}px: forward {ry:E1}, weight grad {rw:E1}, input grad {rx:E1}, bias grad {rb:E1}");
+        // Without gradients the product is done image by image: the same values.
+        using (no_grad())
+        {
+            double ri = Rel(Convolution.Conv2d(x, w, b, stride, padding).to(ScalarType.Float64), exact.y);
+            Assert.True(ri < 1e-5, $"k{kernel}/s{stride} {cin}→{cout} at {side}px: inference forward {ri:E1}");
+        }
     }
 
     [Theory]

@@ -4,8 +4,8 @@ using F = TorchSharp.torch.nn.functional;
 namespace ClipSharp.Modeling;
 
 /// <summary>
-/// The image towers' 2-D convolutions as matrix products: im2col (<c>unfold</c>) followed by one GEMM per chunk of
-/// the batch, or a plain GEMM for 1×1 kernels.
+/// The image towers' 2-D convolutions as matrix products: im2col (<c>unfold</c>) followed by a GEMM (one batched product
+/// when gradients are recorded, one per image otherwise), or a plain GEMM for 1×1 kernels.
 /// </summary>
 /// <remarks>
 /// Written out rather than calling <c>conv2d</c> because libtorch 2.10's convolutions go through its bundled oneDNN
@@ -19,9 +19,6 @@ namespace ClipSharp.Modeling;
 /// </remarks>
 internal static class Convolution
 {
-    /// <summary>Upper bound on one im2col buffer when no gradient is recorded; larger batches are done in chunks.</summary>
-    private const long ChunkBytes = 64L << 20;
-
     /// <summary>
     /// <c>conv2d(x, weight, bias, stride, padding)</c> for a square kernel, no dilation, one group: x [N, C, H, W],
     /// weight [O, C, k, k], bias [O] or null.
@@ -35,22 +32,28 @@ internal static class Convolution
             throw new ArgumentException($"convolution weight {string.Join('×', weight.shape)} does not fit input {string.Join('×', x.shape)}");
         long ho = (h + 2 * padding - k) / stride + 1, wo = (w + 2 * padding - k) / stride + 1;
         var matrix = weight.reshape(o, c * k * k);
+        Tensor Columns(Tensor part) => k == 1 && padding == 0
+            ? (stride == 1 ? part : part[.., .., TensorIndex.Slice(0, null, stride), TensorIndex.Slice(0, null, stride)]).reshape(part.shape[0], c, ho * wo)
+            : F.unfold(part, (k, k), padding: (padding, padding), stride: (stride, stride));
         Tensor y;
-        if (k == 1 && padding == 0)
+        if (is_grad_enabled() && (x.requires_grad || weight.requires_grad || bias is { requires_grad: true }))
         {
-            var input = stride == 1 ? x : x[.., .., TensorIndex.Slice(0, null, stride), TensorIndex.Slice(0, null, stride)];
-            y = matrix.matmul(input.reshape(n, c, ho * wo));
+            // Training: one batched product, so autograd keeps one node per convolution.
+            y = matrix.matmul(Columns(x)).view(n, o, ho, wo);
+            if (bias is not null) y = y.add_(bias.view(1, o, 1, 1), TorchScalars.One);
         }
         else
         {
-            long perImage = c * k * k * ho * wo * x.ElementSize;
-            long chunk = is_grad_enabled() ? n : Math.Max(1, ChunkBytes / Math.Max(1, perImage));
-            y = chunk >= n
-                ? matrix.matmul(F.unfold(x, (k, k), padding: (padding, padding), stride: (stride, stride)))
-                : cat(x.split(chunk).Select(part => matrix.matmul(F.unfold(part, (k, k), padding: (padding, padding), stride: (stride, stride)))).ToArray());
+            // Inference: image by image, each product written into its slice of the output, which starts as the bias;
+            // one image's columns stay small enough to be reused from cache.
+            y = bias is null ? zeros(n, o, ho * wo, dtype: x.dtype) : bias.view(1, o, 1).expand(n, o, ho * wo).contiguous();
+            for (long i = 0; i < n; i++)
+            {
+                using var image = NewDisposeScope();
+                y[i].addmm_(matrix, Columns(x.narrow(0, i, 1)).squeeze(0), beta: 1, alpha: 1);
+            }
+            y = y.view(n, o, ho, wo);
         }
-        y = y.view(n, o, ho, wo);
-        if (bias is not null) y = y.add_(bias.view(1, o, 1, 1), TorchScalars.One);
         return y.MoveToOuterDisposeScope();
     }
 }

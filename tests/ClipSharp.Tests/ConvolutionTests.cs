@@ -1,3 +1,4 @@
+using TorchSharp;
 using ClipSharp.Modeling;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -90,7 +91,8 @@ public class ConvolutionTests
         using var _ = no_grad();
         using var g = new Generator((ulong)(patch * width));
         var x = randn([2, 3, side, side], generator: g);
-        var w = randn([width, 3, patch, patch], generator: g).mul(0.05);
+        using var scale = 0.05.ToScalar();
+        var w = randn([width, 3, patch, patch], generator: g).mul(scale);
         var exact = F.conv2d(x.to(ScalarType.Float64), w.to(ScalarType.Float64), null, [patch, patch]);
         var single = F.conv2d(x, w, null, [patch, patch]).to(ScalarType.Float64);
         Assert.True(Rel(single, exact) < 1e-5, $"patch {patch}, width {width}: float32 conv2d off by {Rel(single, exact):E1}");
@@ -99,7 +101,8 @@ public class ConvolutionTests
     private static (Tensor x, Tensor w, Tensor b) Inputs(int kernel, int cin, int cout, int side)
     {
         using var g = new Generator((ulong)(1000 * cin + 10 * cout + kernel));
-        return (randn([4, cin, side, side], generator: g), randn([cout, cin, kernel, kernel], generator: g).mul(0.1), randn([cout], generator: g));
+        using var tenth = 0.1.ToScalar();
+        return (randn([4, cin, side, side], generator: g), randn([cout, cin, kernel, kernel], generator: g).mul(tenth), randn([cout], generator: g));
     }
 
     private static double Rel(Tensor a, Tensor e) => ((a - e).abs().max() / e.abs().max()).item<double>();

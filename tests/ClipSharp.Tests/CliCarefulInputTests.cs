@@ -114,4 +114,29 @@ public class CliCarefulInputTests
         AssertOneLineError(code, err);
         Assert.DoesNotContain("(Parameter '", err);
     }
+
+    [Fact]
+    public void InfoAndLoadingCommandsRefuseAConfigThatDoesNotFitTheWeights()
+    {
+        var rnConfig = Golden.Path("models", "rn_small.config.json");
+        var (code, stdout, err) = Run("info", Model, "--config", rnConfig);
+        AssertOneLineError(code, err, "--config", "rn_small.config.json", "image tower", "ModifiedResNet", "ViT");
+        Assert.Equal(1, code);
+        Assert.DoesNotContain("ModifiedResNet: stages", stdout);
+
+        // Same family, one field off: the field is named, not a list of tensor shapes.
+        var dir = Directory.CreateTempSubdirectory("clip-careful-");
+        var deeper = Path.Combine(dir.FullName, "deeper.json");
+        File.WriteAllText(deeper, File.ReadAllText(Golden.Path("models", "vit_small.config.json")).Replace("\"vision_layers\": 2", "\"vision_layers\": 3"));
+        var (c2, _, e2) = Run("encode", "-m", Model, "--config", deeper, "--texts", "a cat", "-o", Path.Combine(dir.FullName, "e.safetensors"));
+        AssertOneLineError(c2, e2, "--config", "deeper.json", "vision_layers: 3 in the config, 2 in the weights");
+        Assert.Equal(1, c2);
+        Assert.True(e2.Length < 300, e2);
+        Assert.False(File.Exists(Path.Combine(dir.FullName, "e.safetensors")));
+
+        // Its own config still fits.
+        var (c3, out3, e3) = Run("info", Model, "--config", Golden.Path("models", "vit_small.config.json"));
+        Assert.True(c3 == 0, e3);
+        Assert.Contains("ViT: 2 layers", out3);
+    }
 }

@@ -60,8 +60,14 @@ internal static class Common
     {
         path = ResolveModelArgument(path);
         if (!File.Exists(path) && !Directory.Exists(path)) throw new CliException($"checkpoint not found: {path}");
-        if (config is not null && !File.Exists(config)) throw new CliException($"config not found: {config}");
-        return ClipModel.Load(path, config);
+        if (config is not null && Directory.Exists(config)) throw new CliException($"--config {config}: a directory, not a config JSON file");
+        if (config is not null && !File.Exists(config)) throw new CliException($"--config {config}: file not found");
+        try { return ClipModel.Load(path, config); }
+        catch (ClipSharpException e) when (config is not null && e.Message.StartsWith($"config {config} does not fit", StringComparison.Ordinal))
+        {
+            // Name the option the user typed.
+            throw new CliException("--" + e.Message);
+        }
     }
 
     public static void RequireFiles(IEnumerable<string> paths)

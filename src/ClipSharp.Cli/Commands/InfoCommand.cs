@@ -18,7 +18,14 @@ internal static class InfoCommand
             if (!File.Exists(file) && !Directory.Exists(file)) throw new CliException($"checkpoint not found: {file}");
             using var ckpt = CheckpointLoader.Load(file, upcastToFloat32: false);
             // The same resolution ClipModel.Load uses, so this reports the architecture a load would build.
-            var (cfg, source) = ClipModel.ResolveConfig(ckpt, r.GetValue(config));
+            var configFile = r.GetValue(config);
+            if (configFile is not null && !File.Exists(configFile)) throw new CliException($"--config {configFile}: file not found");
+            var (cfg, source) = ClipModel.ResolveConfig(ckpt, configFile);
+            // Never describe an architecture the weights contradict: a load would refuse the pair.
+            if (ConfigFit.FirstMismatch(cfg, ckpt.State.Shapes()) is { } mismatch)
+                throw new CliException(configFile is not null
+                    ? $"--config {configFile} does not fit the weights of {file}: {mismatch}"
+                    : $"{ConfigFit.Describe(source)} does not fit the weights of {file}: {mismatch}");
 
             long total = 0, visual = 0, text = 0, buffers = 0;
             var dtypes = new SortedDictionary<string, (int Count, long Elements)>();

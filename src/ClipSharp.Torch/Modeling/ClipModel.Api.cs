@@ -18,7 +18,9 @@ public sealed partial class ClipModel
     public static ClipModel Load(string path, string? configPath = null)
     {
         using var checkpoint = CheckpointLoader.Load(path);
-        var (config, _) = ResolveConfig(checkpoint, configPath);
+        var (config, source) = ResolveConfig(checkpoint, configPath);
+        if (ConfigFit.FirstMismatch(config, checkpoint.State.Shapes()) is { } mismatch)
+            throw new ClipSharpException($"{ConfigFit.Describe(source)} does not fit the weights of {path}: {mismatch}");
         var model = new ClipModel(config, initialize: false);
         try
         {

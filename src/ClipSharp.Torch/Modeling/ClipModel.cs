@@ -235,11 +235,12 @@ public sealed partial class ClipModel : nn.Module<Tensor, Tensor, (Tensor Logits
         var missing = mine.Keys.Where(k => !seen.Contains(k)).ToList();
         if (missing.Count + unexpected.Count + wrongShape.Count > 0)
         {
-            static string List(string what, List<string> items) =>
-                items.Count == 0 ? "" : $" {items.Count} {what}: {string.Join("; ", items.Take(8))}{(items.Count > 8 ? "; …" : "")}.";
-            throw new ClipSharpException($"{source}: weights do not fit {Config}." +
-                List("missing", missing) + List("unexpected", unexpected) + List("with the wrong shape", wrongShape) +
-                " If the checkpoint's head counts differ from width/64, pass its config JSON.");
+            // One line: the first difference and how many more (the full lists ran to ~1,500 characters).
+            var first = wrongShape.Concat(missing.Select(k => $"{k} is missing"))
+                .Concat(unexpected.Select(k => $"{k} is unexpected")).First();
+            int more = missing.Count + unexpected.Count + wrongShape.Count - 1;
+            throw new ClipSharpException($"{source}: weights do not fit {(Config.IsVit ? "the ViT" : "the ModifiedResNet")} architecture: {first}" +
+                (more > 0 ? $" ({more} more differences)" : ""));
         }
         using var _ = torch.no_grad();
         foreach (var (dst, src) in pending) dst.copy_(src);

@@ -139,4 +139,24 @@ public class CliCarefulInputTests
         Assert.True(c3 == 0, e3);
         Assert.Contains("ViT: 2 layers", out3);
     }
+
+    [Fact]
+    public void EncodeRefusesPixelsOfTheWrongSizeInOneLine()
+    {
+        var dir = Directory.CreateTempSubdirectory("clip-careful-");
+        var big = Path.Combine(dir.FullName, "p224.safetensors");
+        var (pc, _, pe) = Run("preprocess", Cat, "--size", "224", "-o", big);
+        Assert.True(pc == 0, pe);
+        var output = Path.Combine(dir.FullName, "e.safetensors");
+        var (code, _, err) = Run("encode", "-m", Model, "--pixel-values", big, "-o", output);
+        AssertOneLineError(code, err, "p224.safetensors", "224x224", "64x64");
+        Assert.Equal(1, code);
+        Assert.False(File.Exists(output));
+
+        var small = Path.Combine(dir.FullName, "p64.safetensors");
+        Assert.Equal(0, Run("preprocess", Cat, "--size", "64", "-o", small).Code);
+        var (c2, _, e2) = Run("encode", "-m", Model, "--pixel-values", small, "-o", output);
+        Assert.True(c2 == 0, e2);
+        Assert.Contains("image_embeds [1,64]", e2);
+    }
 }

@@ -40,7 +40,7 @@ internal static class EncodeCommand
             using var result = new StateDict();
             Tensor? img = null, txt = null;
             if (imageFiles.Length > 0) img = m.EncodeImages(imageFiles);
-            else if (pixelFile is not null) img = m.EncodeImage(Common.ReadTensor(pixelFile, "pixel_values", stackImages: true));
+            else if (pixelFile is not null) img = m.EncodeImage(CheckedPixels(Common.ReadTensor(pixelFile, "pixel_values", stackImages: true), pixelFile, m.Config.ImageResolution));
             if (tokenizer is not null) txt = m.EncodeTexts(textList, tokenizer);
             else if (idsFile is not null) txt = m.EncodeText(CheckedIds(Common.ReadTensor(idsFile, "input_ids", stackImages: false), idsFile, m.Config.VocabSize));
             if (img is not null) result.Add("image_embeds", img.clone());
@@ -51,6 +51,20 @@ internal static class EncodeCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>Pixels from a file: floating point [N, 3, R, R] at the model's resolution, or the positional embedding
+    /// add would fail deep in libtorch with a size mismatch and its trace.</summary>
+    static Tensor CheckedPixels(Tensor pixels, string path, int resolution)
+    {
+        string Shape() => $"[{string.Join(",", pixels.shape)}]";
+        if (!pixels.is_floating_point()) throw new CliException($"{path}: pixel_values must be floating point, found {pixels.dtype}");
+        if (pixels.dim() == 3) pixels = pixels.unsqueeze(0);
+        if (pixels.dim() != 4 || pixels.shape[1] != 3)
+            throw new CliException($"{path}: pixel_values must be [N,3,{resolution},{resolution}], found {Shape()}");
+        if (pixels.shape[2] != resolution || pixels.shape[3] != resolution)
+            throw new CliException($"{path}: pixel_values are {pixels.shape[3]}x{pixels.shape[2]} px, the model takes {resolution}x{resolution} (preprocess for this model: clip preprocess --size {resolution})");
+        return pixels;
     }
 
     /// <summary>Token ids from a file: integers in [0, vocab_size) in rows, or the embedding lookup would abort in libtorch.</summary>

@@ -24,11 +24,19 @@ internal static class EvalZeroShotCommand
             {
                 var ds = EvalCommon.OpenLabeled(r.GetValue(data)!, common.Columns(r, names));
                 var result = ev.ZeroShot(ds, tpl, names);
+                int classes = (names ?? ds.ClassNames).Count;
+                // Top-5 over 5 classes or fewer ranks every class: 100 % by construction, which must not pass for a result.
+                string[] notes = classes <= 5
+                    ? [FormattableString.Invariant($"top-5 is 100% by construction: k = 5 >= the {classes} classes, every label is among the top 5")]
+                    : [];
                 var png = Path.Combine(outDir, "zeroshot_confusion.png");
                 Plots.ConfusionMatrix(png, result.Metrics.Confusion, names ?? ds.ClassNames, $"Zero-shot confusion (top-1 {100 * result.Metrics.Top1:0.0}%)");
                 EvalReports.WriteJson(Path.Combine(outDir, "zeroshot.json"), "zeroshot", r.GetValue(common.Model),
-                    new { data = r.GetValue(data), templates = tpl, class_names = names ?? ds.ClassNames }, result);
-                EvalCommon.Done(outDir, "zeroshot", EvalReports.Markdown(result, r.GetValue(common.Model), png), common.IsQuiet(r));
+                    new { data = r.GetValue(data), templates = tpl, class_names = names ?? ds.ClassNames, top5_covers_all_classes = classes <= 5, notes }, result);
+                var markdown = EvalReports.Markdown(result, r.GetValue(common.Model), png);
+                if (notes.Length > 0) markdown += Environment.NewLine + string.Concat(notes.Select(n => $"Note: {n}.{Environment.NewLine}"));
+                EvalCommon.Done(outDir, "zeroshot", markdown, common.IsQuiet(r));
+                foreach (var n in notes) Console.Error.WriteLine($"clip: note: {n}");
                 EvalCommon.Result(FormattableString.Invariant($"top-1 {100 * result.Metrics.Top1:0.00}%  top-5 {100 * result.Metrics.Top5:0.00}%  mean per-class recall {100 * result.Metrics.MeanPerClassRecall:0.00}%  ({result.Dataset.Images} images, {result.Dataset.SkippedCount} skipped)"));
                 return 0;
             });

@@ -48,6 +48,10 @@ public class EvalCliEndToEndTests
         var m = r.GetProperty("metrics");
         Fraction(m.GetProperty("top1"));
         Assert.Equal(1.0, Fraction(m.GetProperty("top5"))); // 3 classes
+        // ... and the report says that this is by construction, not a result (issue 12).
+        Assert.True(zs.GetProperty("settings").GetProperty("top5_covers_all_classes").GetBoolean());
+        Assert.Contains("k = 5 >= the 3 classes", zs.GetProperty("settings").GetProperty("notes")[0].GetString());
+        Assert.Contains("by construction", File.ReadAllText(tmp["out/zeroshot.md"]));
         Fraction(m.GetProperty("mean_per_class_recall"));
         Assert.Equal(3, m.GetProperty("per_class").GetArrayLength());
         Assert.Equal(3, m.GetProperty("confusion").GetArrayLength());

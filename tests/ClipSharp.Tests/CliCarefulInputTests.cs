@@ -159,4 +159,15 @@ public class CliCarefulInputTests
         Assert.True(c2 == 0, e2);
         Assert.Contains("image_embeds [1,64]", e2);
     }
+
+    [Fact]
+    public void ProgressCountsSkippedImagesApartFromEncodedOnes()
+    {
+        var old = Console.Error;
+        using var e = new StringWriter();
+        Console.SetError(e);
+        try { new ClipSharp.Cli.Commands.EvalCommon.PlainProgress().Report(new ClipSharp.Evaluation.ExtractionProgress(2, 3, 5, 1.0, null)); }
+        finally { Console.SetError(old); }
+        Assert.StartsWith("encoded 2/5 images, 3 skipped", e.ToString());
+    }
 }

@@ -215,7 +215,9 @@ internal sealed class EvalCommon
             if (decile == _lastDecile && decile >= 0) return;
             _lastDecile = decile;
             var eta = p.Eta is TimeSpan e ? $", ETA {e:hh\\:mm\\:ss}" : "";
-            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"encoded {done}/{p.Total?.ToString(CultureInfo.InvariantCulture) ?? "?"} images ({p.ImagesPerSecond:0.0} img/s{eta})"));
+            // Encoded and skipped apart: "5/5" when 3 of the 5 failed to decode told the user nothing was wrong.
+            var skipped = p.Skipped > 0 ? string.Create(CultureInfo.InvariantCulture, $", {p.Skipped} skipped") : "";
+            Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"encoded {p.Done}/{p.Total?.ToString(CultureInfo.InvariantCulture) ?? "?"} images{skipped} ({p.ImagesPerSecond:0.0} img/s{eta})"));
         }
     }
 }

@@ -19,7 +19,7 @@ public class ValidatorMetricsTests
 
         // What the removed RetrievalR1 computed: argmax, whose first-index tie-break favours pair 0 and counts it correct.
         var sim = nn.functional.normalize(img, dim: 1).matmul(nn.functional.normalize(txt, dim: 1).t());
-        var target = torch.arange(3L);
+        var target = TorchScalars.Arange(3);
         double oldI2t = sim.argmax(1).eq(target).to(ScalarType.Float64).mean().item<double>();
         double oldT2i = sim.argmax(0).eq(target).to(ScalarType.Float64).mean().item<double>();
         Assert.Equal(2.0 / 3, oldI2t, 12);

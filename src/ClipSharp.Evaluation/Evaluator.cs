@@ -248,10 +248,8 @@ public sealed class Evaluator
         if (texts.Count == 0) throw new ClipSharpException($"{data.Source}: no image with a caption could be read");
         using var scope = NewDisposeScope();
         using var noGrad = torch.no_grad();
-        var img = nn.functional.normalize(f.ToTensor(), dim: 1);
-        var txt = nn.functional.normalize(ZeroShotClassifier.EncodeTexts(_model, _tokenizer, texts, Options.ZeroShot.TextBatchSize), dim: 1);
-        var sim = img.matmul(txt.t()).contiguous();
-        var metrics = RetrievalMetrics.Compute(sim.data<float>().ToArray(), f.Count, textToImage, ks);
+        var txt = ZeroShotClassifier.EncodeTexts(_model, _tokenizer, texts, Options.ZeroShot.TextBatchSize);
+        var metrics = RetrievalScoring.Compute(f.ToTensor(), txt, textToImage, ks);
         return new RetrievalResult(summary, texts.Count, metrics);
     }
 

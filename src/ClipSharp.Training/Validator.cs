@@ -1,7 +1,9 @@
+using ClipSharp.Evaluation;
 using ClipSharp.Imaging;
 using ClipSharp.Modeling;
 using ClipSharp.Text;
 using ClipSharp.Training.Data;
+using ClipSharp.ZeroShot;
 using TorchSharp;
 using static TorchSharp.torch;
 using F = TorchSharp.torch.nn.functional;
@@ -22,6 +24,7 @@ internal sealed class Validator
     private readonly int[]? zsLabels;
     private readonly long[]? zsPromptIds;
     private readonly int zsClasses, zsTemplates;
+    private readonly IReadOnlyList<string>? zsClassNames;
     private readonly int size, ctx;
 
     /// <summary>Prepares the validation data (bad images are left out).</summary>
@@ -74,6 +77,7 @@ internal sealed class Validator
             zsPixels = keep.SelectMany(i => px[i]).ToArray();
             zsLabels = keep.Select(i => images[i].Label).ToArray();
             zsClasses = classes.Count;
+            zsClassNames = classes;
             zsTemplates = zeroShot.Templates.Count;
             zsPromptIds = classes.SelectMany(c => zeroShot.Templates.SelectMany(t => Tok(ZeroShot.PromptSets.Fill(t, c)).Select(x => (long)x))).ToArray();
         }
@@ -96,18 +100,16 @@ internal sealed class Validator
             {
                 var img = EncodeImages(model, valPixels!, valCount);
                 var txt = EncodeTexts(model, valIds!, valCount);
-                var (i2t, t2i) = RetrievalR1.Compute(img, txt);
+                var (i2t, t2i) = RetrievalScoring.PairedRecallAt1(img, txt);
                 result["val/i2t_r1"] = i2t;
                 result["val/t2i_r1"] = t2i;
                 result["val/loss"] = ContrastiveLoss.Symmetric(img, txt, model.LogitScale).item<float>();
             }
             if (zsLabels is { Length: > 0 })
             {
-                var img = F.normalize(EncodeImages(model, zsPixels!, zsLabels.Length), dim: 1);
-                var txt = F.normalize(EncodeTexts(model, zsPromptIds!, zsClasses * zsTemplates), dim: 1);
-                var classEmb = F.normalize(txt.view(zsClasses, zsTemplates, -1).mean([1]), dim: 1);
-                var pred = img.matmul(classEmb.t()).argmax(1).data<long>().ToArray();
-                result["val/zeroshot_top1"] = pred.Zip(zsLabels).Count(p => p.First == p.Second) / (double)zsLabels.Length;
+                var img = EncodeImages(model, zsPixels!, zsLabels.Length);
+                var txt = EncodeTexts(model, zsPromptIds!, zsClasses * zsTemplates);
+                result["val/zeroshot_top1"] = ZeroShotTop1(img, txt.view(zsClasses, zsTemplates, -1), zsLabels, zsClassNames!);
             }
         }
         finally
@@ -115,6 +117,22 @@ internal sealed class Validator
             if (wasTraining) model.train();
         }
         return result;
+    }
+
+    /// <summary>
+    /// Zero-shot top-1 as <c>clip eval zeroshot</c> scores it: the evaluation's prompt ensemble
+    /// (<see cref="ZeroShotClassifier.EnsembleWeights"/>), its logits and <see cref="ClassificationMetrics"/>.
+    /// </summary>
+    /// <param name="imageFeatures">[N, E] image features.</param>
+    /// <param name="promptFeatures">[C, T, E] text features of every class × template prompt.</param>
+    /// <param name="labels">N labels.</param>
+    /// <param name="classNames">C names.</param>
+    internal static double ZeroShotTop1(Tensor imageFeatures, Tensor promptFeatures, IReadOnlyList<int> labels, IReadOnlyList<string> classNames)
+    {
+        using var scope = NewDisposeScope();
+        using var classifier = new ZeroShotClassifier(classNames, [], ZeroShotClassifier.EnsembleWeights(promptFeatures.detach()), 1f);
+        var logits = classifier.Logits(imageFeatures.detach()).contiguous();
+        return ClassificationMetrics.Compute(logits.data<float>().ToArray(), labels, classNames).Top1;
     }
 
     private Tensor EncodeImages(ClipModel model, float[] pixels, int n)

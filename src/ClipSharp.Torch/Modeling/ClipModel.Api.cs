@@ -205,6 +205,9 @@ public sealed partial class ClipModel
         return result;
     }
 
+    /// <summary>This model behind the backend-neutral <see cref="IClipEncoder"/> (arrays in, features out); the model is not disposed with it.</summary>
+    public TorchClipEncoder AsEncoder() => new(this);
+
     /// <summary>Parameter counts per tower, for reports.</summary>
     public (long Total, long Visual, long Text) ParameterCounts()
     {

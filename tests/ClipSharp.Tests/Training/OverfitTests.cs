@@ -58,7 +58,7 @@ public class OverfitTests(Xunit.Abstractions.ITestOutputHelper output)
             using (torch.no_grad())
             using (var img = model.EncodeImage(pixels))
             using (var txt = model.EncodeText(ids))
-                (i2t, t2i) = RetrievalR1.Compute(img, txt);
+                (i2t, t2i) = ClipSharp.Evaluation.RetrievalScoring.PairedRecallAt1(img, txt);
         }
         output.WriteLine($"{step} steps, {sw.ElapsedMilliseconds} ms, loss {firstLoss:F3} → {lastLoss:F3}, R@1 {i2t} / {t2i}");
         Assert.True(lastLoss < firstLoss / 4, $"loss {firstLoss:F3} → {lastLoss:F3}");

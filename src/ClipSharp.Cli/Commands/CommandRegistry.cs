@@ -14,6 +14,7 @@ internal static class CommandRegistry
         yield return EncodeCommand.Create();
         yield return SimilarityCommand.Create();
         yield return ConvertCommand.Create();
+        yield return ExportCommand.Create();
         yield return DataCommand.Create();
         yield return DemoCommand.Create();
         yield return PredictCommand.Create();

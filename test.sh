@@ -6,10 +6,11 @@ cd "$root"
 # Debian packages the tests need, installed when missing (as root, with apt-get; never a download of anyone's own build):
 # chromium drives the browser tests of clip serve; Open MPI (openmpi-bin, libopenmpi3) runs the data-parallel tests'
 # ranks under mpirun; iproute2 joins the two network namespaces of the two-host test; libgomp1 is the OpenMP runtime
-# USearch's native library (the approximate index, Cloud.Unum.USearch) links against.
+# USearch's native library (the approximate index, Cloud.Unum.USearch) links against; python3-onnx's checker validates
+# the graphs clip export onnx writes.
 missing=()
 [[ -x /usr/bin/chromium ]] || missing+=(chromium)
-for p in openmpi-bin libopenmpi3 iproute2 libgomp1; do
+for p in openmpi-bin libopenmpi3 iproute2 libgomp1 python3-onnx; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then

@@ -75,6 +75,7 @@ public class CliCarefulInputTests
         var (pcode, _, perr) = Run("predict", Cat, "--classnames", labels, "--templates", "{}", "-m", Model, "--csv", csv, "-k", "3", "-q");
         Assert.True(pcode == 0, perr);
         var row = File.ReadAllLines(csv)[1].Split(',');
+        Assert.Equal(1 + 2 * 3 + 1, row.Length); // image, three label/prob pairs, an empty error column
         for (int j = 1; j + 1 < row.Length; j += 2)
             Assert.Equal(sim[row[j]], double.Parse(row[j + 1], CultureInfo.InvariantCulture), 5);
     }

@@ -44,14 +44,28 @@ internal static class PredictCommand
                 using var clf = ev.Classifier(names, tpl);
                 var (preds, summary) = ev.Predict(inputs, clf, k, "predict:" + string.Join("|", r.GetValue(images)!));
                 k = Math.Min(k, names.Count);
+                // One row per input, in input order: an image that could not be read keeps its row, with empty labels
+                // and the reason in the last column, so a CSV never silently has fewer rows than inputs.
+                var byId = preds.ToDictionary(p => p.Id, StringComparer.Ordinal);
+                var failed = summary.Skipped.GroupBy(s => s.Id, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Reason, StringComparer.Ordinal);
                 var sb = new StringBuilder();
                 sb.Append("image");
                 for (int j = 1; j <= k; j++) sb.Append(CultureInfo.InvariantCulture, $",label_{j},prob_{j}");
-                sb.Append('\n');
-                foreach (var p in preds)
+                sb.Append(",error\n");
+                foreach (var input in inputs)
                 {
-                    sb.Append(Quote(p.Id));
-                    foreach (var (label, prob) in p.Top) sb.Append(',').Append(Quote(label)).Append(',').Append(prob.ToString("0.######", CultureInfo.InvariantCulture));
+                    sb.Append(Quote(input.Id));
+                    if (byId.TryGetValue(input.Id, out var p))
+                    {
+                        foreach (var (label, prob) in p.Top) sb.Append(',').Append(Quote(label)).Append(',').Append(prob.ToString("0.######", CultureInfo.InvariantCulture));
+                        for (int j = p.Top.Count; j < k; j++) sb.Append(",,");
+                        sb.Append(',');
+                    }
+                    else
+                    {
+                        for (int j = 0; j < k; j++) sb.Append(",,");
+                        sb.Append(',').Append(Quote(failed.TryGetValue(input.Id, out var why) ? why : "not predicted"));
+                    }
                     sb.Append('\n');
                 }
                 var path = r.GetValue(csv);
@@ -63,7 +77,11 @@ internal static class PredictCommand
                     if (!common.IsQuiet(r)) EvalCommon.Status($"wrote {preds.Count} predictions to {path}");
                 }
 
-                return 0;
+                int unread = inputs.Count - preds.Count;
+                if (unread == 0) return 0;
+                // Exit 3: the CSV is complete, but some images had no prediction (their rows carry the reason).
+                Console.Error.WriteLine($"clip: {unread} of {inputs.Count} images could not be read; their rows in the CSV say why (exit code 3)");
+                return 3;
             });
         });
         return cmd;

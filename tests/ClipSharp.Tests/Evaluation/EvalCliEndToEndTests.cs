@@ -112,11 +112,17 @@ public class EvalCliEndToEndTests
         Assert.Equal("red", wds.GetProperty("metrics").GetProperty("per_class")[0].GetProperty("name").GetString());
 
         int code = ClipSharp.Cli.Program.Main(["predict", tmp["a/red"], tmp["a/green"], "--classnames", "cifar10", "--templates", "simple", "-k", "3", "--csv", tmp["out/pred.csv"], .. Common(tmp)]);
-        Assert.Equal(0, code);
+        Assert.Equal(3, code); // complete CSV, but one image had no prediction
         var lines = File.ReadAllLines(tmp["out/pred.csv"]);
-        Assert.Equal("image,label_1,prob_1,label_2,prob_2,label_3,prob_3", lines[0]);
-        Assert.Equal(1 + 8, lines.Length); // broken.jpg is skipped
-        var probs = lines[1].Split(',').Where((_, i) => i > 0 && i % 2 == 0).Select(double.Parse).ToList();
+        Assert.Equal("image,label_1,prob_1,label_2,prob_2,label_3,prob_3,error", lines[0]);
+        Assert.Equal(1 + 9, lines.Length); // every input has its row, broken.jpg too
+        var broken = lines.Single(l => l.Split(',')[0].EndsWith("broken.jpg", StringComparison.Ordinal)).Split(',');
+        Assert.All(broken[1..7], f => Assert.Equal("", f));
+        Assert.NotEqual("", broken[7]);
+        var good = lines.Skip(1).Where(l => !l.Contains("broken.jpg", StringComparison.Ordinal)).ToList();
+        Assert.Equal(8, good.Count);
+        Assert.All(good, l => Assert.Equal("", l.Split(',')[7]));
+        var probs = good[0].Split(',')[1..7].Where((_, i) => i % 2 == 1).Select(f => double.Parse(f, System.Globalization.CultureInfo.InvariantCulture)).ToList();
         Assert.True(probs[0] >= probs[1] && probs[1] >= probs[2]);
     }
 

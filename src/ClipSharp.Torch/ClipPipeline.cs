@@ -13,17 +13,6 @@ using static TorchSharp.torch;
 namespace ClipSharp;
 
 /// <summary>
-/// One label and the probability the model gives it for an image (see <see cref="ClipPipeline.Classify(string, IReadOnlyList{string})"/>).
-/// </summary>
-/// <param name="Label">The label as it was given.</param>
-/// <param name="Probability">Its share of the softmax over all labels, in [0, 1].</param>
-public readonly record struct LabelProbability(string Label, float Probability)
-{
-    /// <summary>The label and its probability, e.g. <c>a cat: 0.9312</c>.</summary>
-    public override string ToString() => $"{Label}: {Probability.ToString("F4", System.Globalization.CultureInfo.InvariantCulture)}";
-}
-
-/// <summary>
 /// A CLIP model with everything needed to go from files and strings to embeddings and label probabilities: the weights
 /// and their configuration, the preprocessing declared with them (input size, mean and std), and the model's own
 /// tokenizer. <see cref="ClipModel"/> stays tensors in, tensors out; this is the object an application holds.

@@ -78,7 +78,7 @@ public class OnnxRuntimeParityTests
         return results.Single().AsTensor<float>().ToArray();
     }
 
-    static void AssertRelative(float[] actual, float[] expected, double tolerance, string what)
+    internal static void AssertRelative(float[] actual, float[] expected, double tolerance, string what)
     {
         Assert.Equal(expected.Length, actual.Length);
         double maxErr = 0, maxRef = 0;
